@@ -1,0 +1,58 @@
+"""Canonical column names: the one place every stage takes them from."""
+
+# order lines
+ORDER_ID = "order_id"
+CUSTOMER_ID = "customer_id"
+PRODUCT_ID = "product_id"
+QUANTITY = "quantity"
+UNIT_PRICE = "unit_price"
+TIMESTAMP = "timestamp"
+
+# products
+NAME = "name"
+DESCRIPTION = "description"
+CATEGORY = "category"
+PRICE = "price"  # list price
+COST = "cost"  # unit cost
+IN_STOCK = "in_stock"
+
+# customers
+COUNTRY = "country"
+
+# integer indices added by Dataset.from_frames
+CUSTOMER_IDX = "customer_idx"
+PRODUCT_IDX = "product_idx"
+
+# provenance: 1-based row number in the source file (header is row 1, first data row is 2)
+SOURCE_FILE = "source_file"
+SOURCE_ROW = "source_row"
+
+# observed results (adjustment)
+BUNDLE_ID = "bundle_id"
+PERIOD = "period"
+UNITS = "units"
+VISITORS = "visitors"
+
+SEGMENT = "segment"
+
+ORDER_LINE_COLUMNS = (ORDER_ID, CUSTOMER_ID, PRODUCT_ID, QUANTITY, UNIT_PRICE, TIMESTAMP)
+PRODUCT_COLUMNS = (PRODUCT_ID, NAME, DESCRIPTION, CATEGORY, PRICE, COST)
+CUSTOMER_COLUMNS = (CUSTOMER_ID,)
+OBSERVED_COLUMNS = (BUNDLE_ID, PERIOD, PRICE, UNITS)
+
+# exported price list, in this order
+PRICE_LIST_COLUMNS = (
+    "bundle_id",
+    "segment",
+    "product_ids",
+    "product_names",
+    "list_total",
+    "bundle_price",
+    "discount_pct",
+    "expected_take_rate",
+    "expected_units",
+    "expected_revenue",
+    "expected_profit",
+    "margin_pct",
+    "reason",
+)
