@@ -1,0 +1,286 @@
+"""Where datasets, embeddings and runs live on disk, with atomic writes.
+
+Layout under the root (``ENGINE_WORKSPACE``, else ``./.workspace``)::
+
+    catalogue.json            {"current": name, "datasets": {name: entry}}
+    salt                      random hex, created once, never regenerated
+    datasets/<name>-<token>/  lines/products/customers/set_aside_rows.parquet,
+                              sources/<file> (the uploaded bytes, for reloads)
+    embeddings/               the encoder's on-disk cache
+    runs/                     pipeline outputs
+
+A save writes a fresh ``<name>-<token>`` directory, then swaps the catalogue
+file in with ``os.replace``; the catalogue is the only pointer to a dataset,
+so a crash at any point before that swap leaves the previous dataset in use
+and intact. Directories no longer referenced are removed afterwards.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import secrets
+import shutil
+import tempfile
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from engine import columns as C
+from engine.data.dataset import Dataset
+
+log = logging.getLogger(__name__)
+
+_FRAMES = ("lines", "products", "customers", "set_aside_rows")
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def default_root() -> Path:
+    """``ENGINE_WORKSPACE`` if set, else ``./.workspace``."""
+    return Path(os.environ.get("ENGINE_WORKSPACE") or ".workspace")
+
+
+def safe_name(text: str) -> str:
+    """A dataset name made from free text (e.g. a file name): letters, digits, ``_.-``."""
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(str(text)).stem).strip("._-")[:64]
+    return name or "dataset"
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _source_bytes(source: Any) -> tuple[str, bytes]:
+    """(file name, bytes) of a path or of an object with ``name`` and ``data`` (InputFile)."""
+    if isinstance(source, str | Path):
+        path = Path(source)
+        return path.name, path.read_bytes()
+    return Path(source.name).name, bytes(source.data)
+
+
+def _write_json_atomic(path: Path, obj: Any) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(obj, fh, indent=2, default=str)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _to_parquet(frame: pd.DataFrame, path: Path) -> None:
+    """Write a frame; object columns with mixed types (set-aside raw values) become text."""
+    try:
+        frame.to_parquet(path, index=False)
+    except (TypeError, ValueError, ArithmeticError):
+        fixed = frame.copy()
+        for col in fixed.select_dtypes(include="object").columns:
+            fixed[col] = fixed[col].map(lambda v: None if v is None or v is pd.NA else str(v))
+        fixed.to_parquet(path, index=False)
+
+
+class Workspace:
+    """The analyst's datasets on disk.
+
+    ``save`` and ``load`` take and give what the data stage produces
+    (``LoadResult``: a Dataset plus a validation report); ``current`` is the
+    dataset in use, remembered across restarts.
+    """
+
+    def __init__(self, root: str | Path | None = None) -> None:
+        self.root = Path(root) if root is not None else default_root()
+        (self.root / "datasets").mkdir(parents=True, exist_ok=True)
+        self.embeddings_dir.mkdir(exist_ok=True)
+        self.runs_dir.mkdir(exist_ok=True)
+        self._salt: str | None = None
+
+    def __repr__(self) -> str:
+        return f"Workspace({str(self.root)!r})"
+
+    # --- places -----------------------------------------------------------
+    @property
+    def embeddings_dir(self) -> Path:
+        return self.root / "embeddings"
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.root / "runs"
+
+    @property
+    def _catalogue_path(self) -> Path:
+        return self.root / "catalogue.json"
+
+    # --- catalogue --------------------------------------------------------
+    def _catalogue(self) -> dict:
+        try:
+            return json.loads(self._catalogue_path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {"current": None, "datasets": {}}
+
+    def names(self) -> list[str]:
+        """Saved dataset names, sorted."""
+        return sorted(self._catalogue()["datasets"])
+
+    def entry(self, name: str) -> dict:
+        """The catalogue entry of a dataset: files with sha256, created time, counts."""
+        datasets = self._catalogue()["datasets"]
+        if name not in datasets:
+            raise KeyError(f"no dataset {name!r} in workspace {self.root}; saved: {sorted(datasets)}")
+        return datasets[name]
+
+    @property
+    def current(self) -> str | None:
+        """The dataset in use, or None when the workspace is empty."""
+        cat = self._catalogue()
+        name = cat.get("current")
+        return name if name in cat["datasets"] else None
+
+    def set_current(self, name: str) -> None:
+        cat = self._catalogue()
+        if name not in cat["datasets"]:
+            raise KeyError(f"no dataset {name!r} in workspace {self.root}; saved: {sorted(cat['datasets'])}")
+        cat["current"] = name
+        _write_json_atomic(self._catalogue_path, cat)
+
+    # --- datasets ---------------------------------------------------------
+    def save(
+        self,
+        name: str,
+        result: Any,
+        sources: Sequence[Any] = (),
+        keep_non_merchandise: Iterable[str] = (),
+        make_current: bool = True,
+    ) -> None:
+        """Save a ``LoadResult`` under ``name``, atomically replacing any earlier one.
+
+        ``sources`` are the input files (paths or InputFile) whose bytes and
+        sha256 are kept, so the dataset can be reloaded with another mapping.
+        """
+        if not _NAME_RE.match(name):
+            raise ValueError(
+                f"dataset name {name!r} is not allowed: use 1-64 letters, digits, '_', '.', '-'"
+            )
+        tmp = Path(tempfile.mkdtemp(dir=self.root / "datasets", prefix=".tmp-"))
+        try:
+            files = self._write_dataset(tmp, result, sources)
+            final = self.root / "datasets" / f"{name}-{secrets.token_hex(4)}"
+            os.replace(tmp, final)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        report = result.report.to_dict()
+        ds = result.dataset
+        cat = self._catalogue()
+        old = cat["datasets"].get(name, {}).get("dir")
+        cat["datasets"][name] = {
+            "name": name,
+            "dir": final.name,
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+            "files": files,
+            "keep_non_merchandise": sorted(map(str, keep_non_merchandise)),
+            "counts": {
+                "lines": len(ds.lines),
+                "orders": int(ds.n_orders),
+                "customers": int(ds.n_customers),
+                "products": int(ds.n_products),
+            },
+            "report": report,
+        }
+        if make_current or cat.get("current") not in cat["datasets"]:
+            cat["current"] = name
+        _write_json_atomic(self._catalogue_path, cat)  # the commit point
+        if old and old != final.name:
+            shutil.rmtree(self.root / "datasets" / old, ignore_errors=True)
+        log.info("saved dataset %r to %s", name, final)
+
+    def _write_dataset(self, folder: Path, result: Any, sources: Sequence[Any]) -> list[dict]:
+        ds: Dataset = result.dataset
+        lines = ds.lines.drop(columns=[C.CUSTOMER_IDX, C.PRODUCT_IDX], errors="ignore")
+        set_aside = getattr(result.report, "set_aside_rows", None)
+        if set_aside is None:
+            set_aside = pd.DataFrame()
+        frames = {
+            "lines": lines,
+            "products": ds.products,
+            "customers": ds.customers,
+            "set_aside_rows": set_aside,
+        }
+        for key, frame in frames.items():
+            _to_parquet(frame, folder / f"{key}.parquet")
+        files = []
+        if sources:
+            (folder / "sources").mkdir()
+        for source in sources:
+            fname, data = _source_bytes(source)
+            (folder / "sources" / fname).write_bytes(data)
+            files.append({"name": fname, "sha256": _sha256(data), "bytes": len(data)})
+        return files
+
+    def load(self, name: str) -> tuple[Dataset, dict]:
+        """The saved dataset and its report (as ``report.to_dict()`` gave it)."""
+        entry = self.entry(name)
+        folder = self.root / "datasets" / entry["dir"]
+        lines = pd.read_parquet(folder / "lines.parquet")
+        products = pd.read_parquet(folder / "products.parquet")
+        customers = pd.read_parquet(folder / "customers.parquet")
+        return Dataset.from_frames(lines, products=products, customers=customers), entry["report"]
+
+    def set_aside_rows(self, name: str) -> pd.DataFrame:
+        """The lines set aside when ``name`` was loaded (empty frame when none)."""
+        folder = self.root / "datasets" / self.entry(name)["dir"]
+        return pd.read_parquet(folder / "set_aside_rows.parquet")
+
+    def source_paths(self, name: str) -> list[Path]:
+        """The saved input files of ``name``, for reloading with another mapping."""
+        entry = self.entry(name)
+        folder = self.root / "datasets" / entry["dir"] / "sources"
+        return [folder / f["name"] for f in entry["files"]]
+
+    def delete(self, name: str) -> None:
+        cat = self._catalogue()
+        entry = cat["datasets"].pop(name, None)
+        if entry is None:
+            return
+        if cat.get("current") == name:
+            cat["current"] = next(iter(sorted(cat["datasets"])), None)
+        _write_json_atomic(self._catalogue_path, cat)
+        shutil.rmtree(self.root / "datasets" / entry["dir"], ignore_errors=True)
+
+    # --- privacy ----------------------------------------------------------
+    @property
+    def salt(self) -> str:
+        """Random salt of this workspace: created on first use, then read back, never renewed."""
+        if self._salt is None:
+            path = self.root / "salt"
+            if not path.exists():
+                fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".tmp-salt-")
+                with os.fdopen(fd, "w") as fh:
+                    fh.write(secrets.token_hex(16))
+                try:
+                    # link() fails if another process created it first: theirs wins
+                    os.link(tmp, path)
+                except FileExistsError:
+                    pass
+                finally:
+                    os.unlink(tmp)
+            self._salt = path.read_text().strip()
+        return self._salt
+
+    def pseudonymise(self, ids: Iterable[Any], prefix: str = "c_") -> np.ndarray:
+        """Salted-hash pseudonyms: ``prefix`` + the first 10 hex digits of sha256(salt + id)."""
+        salt = self.salt
+        out = [
+            prefix + hashlib.sha256((salt + str(i)).encode("utf-8")).hexdigest()[:10]
+            for i in ids
+        ]
+        return np.array(out, dtype=object)
