@@ -1,0 +1,461 @@
+"""Beam search for bundles, vectorised across segments with torch.
+
+Per segment the catalogue is first cut to M candidates: half by the
+segment's own score (affinity and profit proxy), the rest by that score plus
+the best complementarity with those first picks (so a product that is rarely
+a favourite but is bought with favourites still gets in). Anchors are always
+candidates; excluded and (if asked) out-of-stock products never are.
+
+States are (S, W, k) tensors of candidate positions. Size 1 starts from every
+candidate (or from the anchors); each step adds one candidate to every state,
+scores all (S, W, M) expansions with batched gathers from an (S, M, M) pair
+matrix, drops those that break a constraint, merges permutations of the same
+set (a key built from the sorted tuple) and keeps the best W. Every state of
+size kmin..kmax is a finished bundle; the finished pool is ranked by the full
+objective (with the pricing stage's profit when ``profit_fn`` is given) and
+thinned for diversity: no two returned bundles share more than
+``max_overlap`` of the smaller one's products.
+
+Constraints (the same rules ``check_bundle`` and the exhaustive search use):
+size kmin..kmax; every anchor in; nothing excluded; in stock if asked; list
+total within [price_min, price_max]; at most one product per category if
+asked (products without a category never conflict); no substitute pairs;
+with ``min_complementarity`` (a shrunk lift), every product is linked to the
+anchors (or, without anchors, to the rest) through pairs whose lift is at
+least that, i.e. the bundle grows one complementary product at a time.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import torch
+
+from engine import columns as C
+from engine.bundles.objective import (
+    LOG_LIFT_MAX,
+    Bundle,
+    BundleInputs,
+    ObjectiveWeights,
+    ProfitFn,
+    score_bundle,
+)
+from engine.device import choose_device
+
+log = logging.getLogger(__name__)
+
+NEG = -math.inf
+
+
+@dataclass(frozen=True)
+class BeamConfig:
+    """Settings of the bundle search, checked on creation.
+
+    anchor / exclude are product ids. ``min_complementarity`` is a shrunk
+    lift (e.g. 1.5), None for no such rule. ``seed`` is kept for the
+    pipeline's uniform configs; the search itself is deterministic (ties go
+    to the earlier candidate, final ties to the smaller product ids).
+    """
+
+    kmin: int = 2
+    kmax: int = 3
+    beam_width: int = 20
+    candidates: int = 60
+    n_bundles: int = 5
+    anchor: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    one_per_category: bool = False
+    min_complementarity: float | None = None
+    in_stock_only: bool = False
+    price_min: float | None = None
+    price_max: float | None = None
+    max_overlap: float = 0.5
+    weights: ObjectiveWeights = field(default_factory=ObjectiveWeights)
+    seed: int = 0
+    device: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "anchor", tuple(str(a) for a in self.anchor))
+        object.__setattr__(self, "exclude", tuple(str(a) for a in self.exclude))
+        problems = []
+        if not isinstance(self.kmin, int) or self.kmin < 2:
+            problems.append(
+                f"kmin must be an integer ≥ 2 (a bundle has 2+ products), got {self.kmin}"
+            )
+        if not isinstance(self.kmax, int) or self.kmax < self.kmin:
+            problems.append(f"kmax must be an integer ≥ kmin ({self.kmin}), got {self.kmax}")
+        elif self.kmax > 8:
+            problems.append(f"kmax must be ≤ 8, got {self.kmax}")
+        if not isinstance(self.beam_width, int) or self.beam_width < 1:
+            problems.append(f"beam_width must be an integer ≥ 1, got {self.beam_width}")
+        if not isinstance(self.candidates, int) or self.candidates < 2:
+            problems.append(f"candidates must be an integer ≥ 2, got {self.candidates}")
+        elif self.candidates > 4096:
+            problems.append(f"candidates must be ≤ 4096, got {self.candidates}")
+        elif isinstance(self.kmax, int) and (self.candidates + 8) ** (self.kmax + 1) >= 2**62:
+            problems.append(
+                f"candidates={self.candidates} with kmax={self.kmax} is too large a search; "
+                "lower candidates"
+            )
+        if not isinstance(self.n_bundles, int) or self.n_bundles < 1:
+            problems.append(f"n_bundles must be an integer ≥ 1, got {self.n_bundles}")
+        if len(set(self.anchor)) != len(self.anchor):
+            problems.append(f"anchor lists a product twice: {list(self.anchor)}")
+        if isinstance(self.kmax, int) and len(self.anchor) > self.kmax:
+            problems.append(f"anchor has {len(self.anchor)} products, more than kmax={self.kmax}")
+        both = sorted(set(self.anchor) & set(self.exclude))
+        if both:
+            problems.append(f"anchor and exclude both list {both}")
+        if self.min_complementarity is not None and not self.min_complementarity > 0:
+            problems.append(
+                f"min_complementarity is a lift and must be > 0, got {self.min_complementarity}"
+            )
+        for name in ("price_min", "price_max"):
+            v = getattr(self, name)
+            if v is not None and not (v >= 0 and math.isfinite(v)):
+                problems.append(f"{name} must be a finite number ≥ 0, got {v}")
+        if (
+            self.price_min is not None
+            and self.price_max is not None
+            and self.price_min > self.price_max
+        ):
+            problems.append(f"price_min ({self.price_min}) is above price_max ({self.price_max})")
+        if not 0 <= self.max_overlap <= 1:
+            problems.append(f"max_overlap is a share in [0, 1], got {self.max_overlap}")
+        w = self.weights
+        if not 0 <= w.discount < 1:
+            problems.append(f"weights.discount must be in [0, 1), got {w.discount}")
+        if not 0 <= w.default_margin <= 1:
+            problems.append(f"weights.default_margin must be in [0, 1], got {w.default_margin}")
+        if problems:
+            raise ValueError("BeamConfig: " + "; ".join(problems))
+
+
+# ---------------------------------------------------------------- constraints
+
+
+def allowed_products(inputs: BundleInputs, config: BeamConfig) -> np.ndarray:
+    """(P,) bool: products that may join a bundle besides the anchors."""
+    ok = np.ones(inputs.n_products, bool)
+    if config.exclude:
+        ok[inputs.index_of(config.exclude)] = False
+    if config.in_stock_only:
+        ok &= inputs.in_stock.astype(bool)
+    if config.price_max is not None:
+        ok &= inputs.price <= config.price_max
+    ok[anchor_indices(inputs, config)] = False
+    return ok
+
+
+def anchor_indices(inputs: BundleInputs, config: BeamConfig) -> np.ndarray:
+    idx = inputs.index_of(config.anchor) if config.anchor else np.zeros(0, np.int64)
+    if config.in_stock_only and len(idx) and not inputs.in_stock[idx].all():
+        gone = [str(inputs.product_ids[i]) for i in idx if not inputs.in_stock[i]]
+        raise ValueError(f"anchor products {gone} are out of stock but in_stock_only is set")
+    return idx
+
+
+def check_bundle(inputs: BundleInputs, config: BeamConfig, products: Sequence[int]) -> list[str]:
+    """The constraints a set of product indices breaks (empty list: none)."""
+    idx = np.array(sorted(int(p) for p in products), dtype=np.int64)
+    broken = []
+    if not config.kmin <= len(idx) <= config.kmax:
+        broken.append(f"size {len(idx)} outside {config.kmin}..{config.kmax}")
+    anchors = anchor_indices(inputs, config)
+    if not set(anchors) <= set(idx):
+        broken.append("an anchor is missing")
+    if config.exclude and set(inputs.index_of(config.exclude)) & set(idx):
+        broken.append("an excluded product is in")
+    if config.in_stock_only and not inputs.in_stock[idx].all():
+        broken.append("an out-of-stock product is in")
+    total = inputs.price[idx].sum()
+    if config.price_min is not None and total < config.price_min - 1e-9:
+        broken.append(f"list total {total:.2f} under price_min")
+    if config.price_max is not None and total > config.price_max + 1e-9:
+        broken.append(f"list total {total:.2f} over price_max")
+    cats = inputs.category[idx]
+    cats = cats[cats >= 0]
+    if config.one_per_category and len(set(cats)) < len(cats):
+        broken.append("two products share a category")
+    _, sub, lift = inputs.pair_terms(idx, config.weights)
+    if sub.any():
+        broken.append("contains substitutes")
+    if config.min_complementarity is not None:
+        link = lift >= config.min_complementarity
+        np.fill_diagonal(link, False)
+        seed = np.isin(idx, anchors) if len(anchors) else np.arange(len(idx)) == 0
+        if not _connected(link[None], seed[None])[0]:
+            broken.append("not linked by complementary pairs")
+    return broken
+
+
+def _connected(link: np.ndarray, seed: np.ndarray) -> np.ndarray:
+    """(N, k, k) adjacency and (N, k) start sets → (N,) all nodes reachable."""
+    reach = seed.astype(bool)
+    for _ in range(link.shape[1]):
+        reach = reach | np.einsum("nij,nj->ni", link, reach).astype(bool)
+    return reach.all(axis=1)
+
+
+# ---------------------------------------------------------------- candidates
+
+
+def _candidates(
+    inputs: BundleInputs,
+    config: BeamConfig,
+    unary: np.ndarray,
+    allowed: np.ndarray,
+    anchors: np.ndarray,
+) -> np.ndarray:
+    """(S, M) product indices per segment: anchors first, then the rest ascending."""
+    pool = np.flatnonzero(allowed)
+    m = min(config.candidates, len(pool))
+    if m + len(anchors) < config.kmin:
+        raise ValueError(
+            f"only {len(pool)} products are allowed (after exclude/stock/price rules) "
+            f"besides {len(anchors)} anchors; kmin={config.kmin} cannot be met"
+        )
+    cp = inputs.copurchase
+    first_n = max(1, m // 2)
+    out = np.empty((unary.shape[0], m), np.int64)
+    for s, u in enumerate(unary):
+        score = np.where(allowed, u, -np.inf)
+        order = np.argsort(-score, kind="stable")
+        first = order[:first_n]
+        # complementarity of every product with the first picks, from sparse counts only:
+        # pairs never bought together have lift ≤ 1, so they add no boost
+        seeds = np.concatenate([first, anchors])
+        block = cp.counts[seeds].tocoo()
+        n_i = cp.item_counts[seeds[block.row]]
+        n_j = cp.item_counts[block.col]
+        lift = (block.data + cp.shrinkage) / (n_i * n_j / max(cp.n_orders, 1) + cp.shrinkage)
+        boost = np.zeros(inputs.n_products)
+        np.maximum.at(boost, block.col, np.clip(np.log(lift), 0.0, LOG_LIFT_MAX))
+        score2 = score + config.weights.complementarity * boost
+        score2[first] = np.inf  # keep the first picks
+        chosen = np.argsort(-score2, kind="stable")[:m]
+        out[s] = np.sort(chosen)
+    return np.concatenate([np.broadcast_to(anchors, (len(out), len(anchors))), out], axis=1)
+
+
+# ---------------------------------------------------------------- search
+
+
+@dataclass
+class _Pool:
+    """Finished states per segment: candidate positions, total, profit-proxy sum."""
+
+    sets: list[list[tuple[int, ...]]]
+    totals: list[list[float]]
+    profits: list[list[float]]
+
+
+def beam_search(
+    inputs: BundleInputs,
+    config: BeamConfig,
+    segments: Sequence[int] | None = None,
+    profit_fn: ProfitFn | None = None,
+    progress: Callable[[float], None] | None = None,
+) -> list[Bundle]:
+    """Best, diverse bundles for each segment (n_bundles each, fewer if the
+    constraints leave fewer), ordered by segment then total."""
+    segs = np.arange(inputs.n_segments) if segments is None else np.asarray(segments, np.int64)
+    w = config.weights
+    anchors = anchor_indices(inputs, config)
+    allowed = allowed_products(inputs, config)
+    naff = inputs.norm_affinity(segs)
+    uprof = inputs.unit_profit(naff, w)
+    cand = _candidates(inputs, config, w.affinity * naff + w.profit * uprof, allowed, anchors)
+    rows = np.arange(len(segs))[:, None]
+    pool = _search(inputs, config, cand, naff[rows, cand], uprof[rows, cand], len(anchors))
+    if progress:
+        progress(0.8)
+    bundles: list[Bundle] = []
+    for i, s in enumerate(segs):
+        bundles.extend(_finish(inputs, config, int(s), cand[i], pool, i, profit_fn))
+    if progress:
+        progress(1.0)
+    return bundles
+
+
+def _pair_tensors(inputs: BundleInputs, config: BeamConfig, cand: np.ndarray):
+    """(S, M, M) clipped log lift, allowed-pair and complementary-link matrices."""
+    comps, oks, links = [], [], []
+    for row in cand:
+        comp, sub, lift = inputs.pair_terms(row, config.weights)
+        ok = ~sub
+        if config.one_per_category:
+            cat = inputs.category[row]
+            ok &= ~((cat[:, None] == cat[None, :]) & (cat[:, None] >= 0))
+        np.fill_diagonal(ok, True)
+        link = (
+            lift >= config.min_complementarity
+            if config.min_complementarity is not None
+            else np.ones_like(ok)
+        )
+        comps.append(comp)
+        oks.append(ok)
+        links.append(link)
+    return np.stack(comps), np.stack(oks), np.stack(links)
+
+
+def _search(inputs, config, cand, aff, prof, n_anchor) -> _Pool:
+    dev = choose_device(config.device)
+    w = config.weights
+    S, M = cand.shape
+    comp, ok, link = (torch.as_tensor(a, device=dev) for a in _pair_tensors(inputs, config, cand))
+    comp = comp.to(torch.float64)
+    aff_t = torch.as_tensor(aff, device=dev, dtype=torch.float64)
+    prof_t = torch.as_tensor(prof, device=dev, dtype=torch.float64)
+    price = torch.as_tensor(inputs.price[cand], device=dev, dtype=torch.float64)
+    price_max = math.inf if config.price_max is None else config.price_max
+    price_min = -math.inf if config.price_min is None else config.price_min
+    can_add = torch.ones(M, dtype=torch.bool, device=dev)
+    can_add[:n_anchor] = False
+    pool = _Pool([[] for _ in range(S)], [[] for _ in range(S)], [[] for _ in range(S)])
+
+    if n_anchor:
+        idx = torch.arange(n_anchor, device=dev).expand(S, 1, n_anchor).clone()
+        a_idx = idx[:, 0]
+        pair_ok = ok[:, :n_anchor, :n_anchor].all(dim=(1, 2))
+        s_comp = comp[:, :n_anchor, :n_anchor].sum(dim=(1, 2)) / 2
+        s_aff, s_prof = aff_t.gather(1, a_idx).sum(1), prof_t.gather(1, a_idx).sum(1)
+        s_price = price.gather(1, a_idx).sum(1)
+        alive = pair_ok & (s_price <= price_max)
+        state = (idx, s_aff[:, None], s_comp[:, None], s_prof[:, None], s_price[:, None])
+        alive = alive[:, None]
+    else:
+        idx = torch.arange(M, device=dev).expand(S, M).reshape(S, M, 1).clone()
+        state = (idx, aff_t.clone(), torch.zeros_like(aff_t), prof_t.clone(), price.clone())
+        alive = price <= price_max
+    k = idx.shape[2]
+    if k >= config.kmin:
+        _record(pool, state, alive, _total(state, k, w), price_min)
+    while k < config.kmax:
+        state, alive, total = _expand(
+            state, alive, comp, ok, link, aff_t, prof_t, price, can_add, config, price_max, M
+        )
+        k += 1
+        if k >= config.kmin:
+            _record(pool, state, alive, total, price_min)
+        if not alive.any():
+            break
+    return pool
+
+
+def _total(state, k: int, w: ObjectiveWeights) -> torch.Tensor:
+    _, s_aff, s_comp, s_prof, _ = state
+    n_pairs = k * (k - 1) / 2
+    return w.affinity * s_aff / k + w.complementarity * s_comp / max(n_pairs, 1) + w.profit * s_prof
+
+
+def _expand(state, alive, comp, ok, link, aff, prof, price, can_add, config, price_max, M):
+    idx, s_aff, s_comp, s_prof, s_price = state
+    S, W, k = idx.shape
+    flat = idx.reshape(S, W * k, 1).expand(S, W * k, M)
+    gain = comp.gather(1, flat).reshape(S, W, k, M).sum(2)
+    valid = ok.gather(1, flat).reshape(S, W, k, M).all(2)
+    valid &= link.gather(1, flat).reshape(S, W, k, M).any(2)
+    member = torch.zeros(S, W, M, dtype=torch.bool, device=idx.device)
+    member.scatter_(2, idx, True)
+    new_price = s_price[:, :, None] + price[:, None, :]
+    valid &= ~member & can_add & alive[:, :, None] & (new_price <= price_max)
+    new = (
+        s_aff[:, :, None] + aff[:, None, :],
+        s_comp[:, :, None] + gain,
+        s_prof[:, :, None] + prof[:, None, :],
+        new_price,
+    )
+    total = _total((None, new[0], new[1], new[2], None), k + 1, config.weights)
+    total = total.masked_fill(~valid, NEG).reshape(S, W * M)
+    cand_pos = torch.arange(M, device=idx.device).expand(S, W, M)
+    sets = torch.cat([idx[:, :, None, :].expand(S, W, M, k), cand_pos[..., None]], dim=3)
+    sets = sets.sort(dim=3).values.reshape(S, W * M, k + 1)
+    # permutations of the same set get the same key: the sorted tuple in base M
+    key = (sets * (M ** torch.arange(k + 1, device=idx.device))).sum(2)
+    total = _drop_duplicates(total, key)
+    order = torch.sort(total, dim=1, descending=True, stable=True).indices[:, : config.beam_width]
+    keep_total = total.gather(1, order)
+    new_idx = sets.gather(1, order[..., None].expand(-1, -1, k + 1))
+    parts = tuple(t.reshape(S, W * M).gather(1, order) for t in new)
+    return (new_idx, *parts), keep_total > NEG, keep_total
+
+
+def _drop_duplicates(total: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
+    """Keep only the best-scored (first on ties) entry of each key per row."""
+    order = torch.sort(total, dim=1, descending=True, stable=True).indices
+    k_sorted = key.gather(1, order)
+    k2, perm = torch.sort(k_sorted, dim=1, stable=True)
+    dup = torch.zeros_like(k2, dtype=torch.bool)
+    dup[:, 1:] = k2[:, 1:] == k2[:, :-1]
+    dup_in_order = torch.zeros_like(dup).scatter_(1, perm, dup)
+    out = total.clone()
+    out.scatter_(1, order, total.gather(1, order).masked_fill(dup_in_order, NEG))
+    return out
+
+
+def _record(pool: _Pool, state, alive, total, price_min) -> None:
+    idx, _, _, s_prof, s_price = state
+    keep = (alive & (s_price >= price_min - 1e-9)).cpu().numpy()
+    idx_np, tot, prof = idx.cpu().numpy(), total.cpu().numpy(), s_prof.cpu().numpy()
+    for s, w in zip(*np.nonzero(keep), strict=True):
+        pool.sets[s].append(tuple(int(x) for x in idx_np[s, w]))
+        pool.totals[s].append(float(tot[s, w]))
+        pool.profits[s].append(float(prof[s, w]))
+
+
+def _finish(inputs, config, segment, cand_row, pool: _Pool, i, profit_fn) -> list[Bundle]:
+    """Rank the finished pool (with the pricing profit if given), then pick diverse ones."""
+    w = config.weights
+    scale = inputs.price_scale()
+    ranked = []
+    for pos, total, prof in zip(pool.sets[i], pool.totals[i], pool.profits[i], strict=True):
+        products = tuple(sorted(int(cand_row[p]) for p in pos))
+        if profit_fn is not None:
+            total += w.profit * (profit_fn(segment, products) / scale - prof)
+        ids = tuple(str(inputs.product_ids[p]) for p in products)
+        ranked.append((-total, ids, products))
+    ranked.sort()
+    chosen: list[tuple[int, ...]] = []
+    for _, _, products in ranked:
+        if any(
+            len(set(products) & set(c)) > config.max_overlap * min(len(products), len(c))
+            for c in chosen
+        ):
+            continue
+        if products in chosen:
+            continue
+        chosen.append(products)
+        if len(chosen) == config.n_bundles:
+            break
+    return [score_bundle(inputs, segment, p, w, profit_fn) for p in chosen]
+
+
+def bundles_frame(bundles: Sequence[Bundle]) -> pd.DataFrame:
+    """One row per bundle, for pages and export: ids and names joined by ' + '."""
+    rows = []
+    for rank, b in enumerate(bundles):
+        rows.append(
+            {
+                "bundle_id": f"S{b.segment_label}-{'-'.join(b.product_ids)}",
+                C.SEGMENT: b.segment_label,
+                "segment_idx": b.segment,
+                "rank": rank,
+                "size": b.size,
+                "product_ids": " + ".join(b.product_ids),
+                "product_names": " + ".join(b.names),
+                "list_total": b.list_total,
+                **{k: float(v) for k, v in b.terms.items()},
+                "total": b.total,
+                "reason": b.reason,
+            }
+        )
+    frame = pd.DataFrame(rows)
+    if not frame.empty:
+        frame["rank"] = frame.groupby("segment_idx").cumcount() + 1
+    return frame
