@@ -1,0 +1,218 @@
+"""The sample market: committed files are what the generator makes, and the
+planted ground truth is visible in the order lines with plain pandas."""
+
+from __future__ import annotations
+
+import json
+from itertools import combinations
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.special import ndtr
+
+from engine.sample_market import (
+    generate_market,
+    true_segment_labels,
+    write_market,
+    wtp_parameters,
+)
+
+FILES = ("order_lines.csv", "products.csv", "customers.csv", "ground_truth.json")
+
+
+@pytest.fixture(scope="module")
+def gt(sample_dir: Path) -> dict:
+    return json.loads((sample_dir / "ground_truth.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def products(sample_dir: Path) -> pd.DataFrame:
+    return pd.read_csv(sample_dir / "products.csv")
+
+
+@pytest.fixture(scope="module")
+def raw_lines(sample_dir: Path) -> pd.DataFrame:
+    return pd.read_csv(sample_dir / "order_lines.csv", dtype={"order_id": str})
+
+
+@pytest.fixture(scope="module")
+def lines(raw_lines: pd.DataFrame) -> pd.DataFrame:
+    """Clean purchases: what an importer keeps."""
+    keep = (
+        (raw_lines["quantity"] > 0)
+        & ~raw_lines["order_id"].str.startswith("C")
+        & (raw_lines["product_id"] != "POST")
+        & raw_lines["customer_id"].notna()
+    )
+    return raw_lines[keep]
+
+
+@pytest.fixture(scope="module")
+def baskets(lines: pd.DataFrame) -> pd.DataFrame:
+    """orders x products 0/1."""
+    return pd.crosstab(lines["order_id"], lines["product_id"]).clip(upper=1)
+
+
+def lift(baskets: pd.DataFrame, a: str, b: str) -> tuple[float, int]:
+    n = len(baskets)
+    both = int((baskets[a] & baskets[b]).sum())
+    return both * n / (baskets[a].sum() * baskets[b].sum()), both
+
+
+def test_regenerated_files_are_byte_identical(tmp_path, sample_dir, gt):
+    write_market(generate_market(seed=gt["seed"]), tmp_path)
+    for name in FILES:
+        assert (tmp_path / name).read_bytes() == (sample_dir / name).read_bytes(), name
+    total = sum((sample_dir / n).stat().st_size for n in FILES)
+    assert total < 5 * 2**20
+
+
+def test_other_seed_gives_other_market(gt):
+    a = generate_market(seed=gt["seed"] + 1)
+    assert a.ground_truth["seed"] == gt["seed"] + 1
+    assert a.ground_truth["counts"]["clean_lines"] != gt["counts"]["clean_lines"]
+
+
+def test_sizes(products, raw_lines, lines, sample_dir, gt):
+    customers = pd.read_csv(sample_dir / "customers.csv")
+    assert list(customers.columns) == ["customer_id", "country", "signup_date"]
+    assert 280 <= len(products) <= 320 and products["product_id"].is_unique
+    assert products["name"].is_unique
+    assert products["category"].nunique() == 12
+    assert len(customers) == 2000
+    assert 20_000 <= len(raw_lines) <= 30_000
+    assert len(lines) == gt["dirt"]["clean_lines"]
+    months = pd.to_datetime(lines["timestamp"]).dt.to_period("M")
+    assert months.nunique() == 12 and str(months.min()) == "2025-01"
+    assert (
+        (products["cost"] >= 0.34 * products["price"])
+        & (products["cost"] <= 0.71 * products["price"])
+    ).all()
+    assert products["price"].between(0.99, 130).all()
+    assert products["in_stock"].mean() > 0.85
+    # every customer signed up before their first order
+    first = lines.groupby("customer_id")["timestamp"].min().str[:10]
+    signup = customers.set_index("customer_id")["signup_date"]
+    assert (signup.loc[first.index] <= first).all()
+
+
+def test_dirt_counts_match_ground_truth(raw_lines, gt):
+    dirt = gt["dirt"]
+    cancelled = raw_lines["order_id"].str.startswith("C")
+    assert cancelled.sum() == dirt["cancelled_lines"]
+    assert raw_lines.loc[cancelled, "order_id"].nunique() == dirt["cancelled_orders"]
+    assert ((raw_lines["quantity"] < 0) & ~cancelled).sum() == dirt["return_lines"]
+    assert 0.005 <= dirt["return_lines"] / len(raw_lines) <= 0.015
+    assert (raw_lines["product_id"] == "POST").sum() == dirt["postage_lines"]
+    assert raw_lines["customer_id"].isna().sum() == dirt["missing_customer_lines"]
+    assert len(raw_lines) == dirt["total_lines"]
+
+
+def test_planted_complements_far_above_chance(baskets, gt):
+    groups = gt["planted_pairs"] + gt["planted_triples"]
+    assert len(gt["planted_pairs"]) == 10 and len(gt["planted_triples"]) == 3
+    for g in groups:
+        for a, b in combinations(g["products"], 2):
+            value, both = lift(baskets, a, b)
+            assert value >= 5 and both >= 10, (g["names"], value, both)
+
+
+def test_substitutes_rarely_together(baskets, gt, products):
+    assert len(gt["substitutes"]) == 8
+    desc = products.set_index("product_id")["description"]
+    for g in gt["substitutes"]:
+        a, b = g["products"]
+        value, both = lift(baskets, a, b)
+        assert value < 1 or both <= 2, (g["names"], value, both)
+        assert desc[a] == desc[b]  # near-identical text: a content model sees them alike
+        assert baskets[a].sum() >= 10 and baskets[b].sum() >= 10
+
+
+def test_segments_have_distinct_tastes(lines, products, gt):
+    cat = lines["product_id"].map(products.set_index("product_id")["category"])
+    seg = pd.Series(true_segment_labels(gt, lines["customer_id"].tolist()), index=lines.index)
+    overall = cat.value_counts(normalize=True)
+    shares = pd.crosstab(seg, cat, normalize="index")
+    tops = set()
+    for s, row in shares.iterrows():
+        top = row.idxmax()
+        tops.add(top)
+        assert row[top] >= 2 * overall[top], (s, top)
+        liked = gt["segments"][s]["liked_categories"]
+        assert top in liked
+    assert len(tops) == 5  # each segment's favourite category is different
+    sizes = [s["size"] for s in gt["segments"]]
+    assert sum(sizes) == 2000 and min(sizes) > 200
+
+
+def test_prices_vary_over_time(lines, products):
+    distinct = lines.groupby("product_id")["unit_price"].nunique()
+    assert (distinct >= 3).mean() >= 0.5
+    # never above list price; discounts of at most 30 %
+    list_price = lines["product_id"].map(products.set_index("product_id")["price"])
+    ratio = lines["unit_price"] / list_price
+    assert ratio.max() <= 1.0 + 1e-9 and ratio.min() >= 0.69
+
+
+def test_seasonality_visible(lines, products):
+    cat = lines["product_id"].map(products.set_index("product_id")["category"])
+    month = pd.to_datetime(lines["timestamp"]).dt.month
+    garden = cat == "Garden"
+    spring = garden[month.isin([4, 5, 6])].mean()
+    winter = garden[month.isin([11, 12, 1])].mean()
+    assert spring > 2 * winter
+    toys = cat == "Kids Toys"
+    assert toys[month.isin([11, 12])].mean() > 1.5 * toys[month.isin([5, 6, 7])].mean()
+
+
+def test_helpers(gt, products):
+    mu, sigma, sizes = wtp_parameters(gt)
+    assert mu.shape == (5, len(products)) and sigma.shape == (len(products),)
+    assert ((sigma >= 0.25) & (sigma <= 0.6)).all()
+    assert sizes.sum() == 2000
+    labels = true_segment_labels(gt, ["C00001", "C00002"])
+    names = gt["wtp"]["segments"]
+    assert [names[i] for i in labels] == [gt["customer_segment"][c] for c in ["C00001", "C00002"]]
+    with pytest.raises(KeyError):
+        true_segment_labels(gt, ["nobody"])
+    # liked categories are valued higher relative to list price
+    cat = products["category"].to_numpy()
+    rel = mu - np.log(products["price"].to_numpy())[None, :]
+    for s, seg in enumerate(gt["segments"]):
+        liked = np.isin(cat, seg["liked_categories"])
+        assert rel[s, liked].mean() > rel[s, ~liked].mean()
+
+
+def test_take_rate_matches_wtp(lines, products, gt):
+    """Purchases at list price / considerations at list price ~ P(w >= list price).
+
+    Checked per segment for popular products outside the substitute pairs (where a
+    bought product may be dropped for its substitute), pooled with a binomial z-score.
+    """
+    mu, sigma, _ = wtp_parameters(gt)
+    counts = np.asarray(gt["consideration"]["counts"])
+    ids = products["product_id"].to_numpy()
+    subs = {p for g in gt["substitutes"] for p in g["products"]}
+    pos = {p: i for i, p in enumerate(ids)}
+    seg = true_segment_labels(gt, lines["customer_id"].tolist())
+    bought = np.zeros_like(counts)
+    np.add.at(bought, (seg, lines["product_id"].map(pos).to_numpy()), 1)
+    popular = [pos[p] for p in lines["product_id"].value_counts().index[:40] if p not in subs]
+    assert len(popular) >= 30
+    # considerations happen at list or promotional prices; weight by the promo calendar
+    promo = np.zeros((len(ids), 53))
+    for pid, week, d in gt["promotions"]["calendar"]:
+        promo[pos[pid], week] = d
+    log_price = np.log(products["price"].to_numpy())[:, None] + np.log(1 - promo)
+    for s in range(5):
+        i = np.array(popular)
+        p_buy = 1 - ndtr((log_price[i] - mu[s, i][:, None]) / sigma[i][:, None])
+        expected_rate = p_buy.mean(axis=1)  # considerations spread evenly over weeks
+        n = counts[s, i]
+        exp_total = (n * expected_rate).sum()
+        sd = np.sqrt((n * expected_rate * (1 - expected_rate)).sum())
+        obs = bought[s, i].sum()
+        # promotions are 20% of weeks, so the week mix adds a little spread: allow 4 sd + 3%
+        assert abs(obs - exp_total) <= 4 * sd + 0.03 * exp_total, (s, obs, exp_total)
