@@ -70,9 +70,8 @@ def encode_texts(
     text_of = {keys[i]: texts[i] for i in missing}
     new_vectors = encoder.encode([text_of[k] for k in new_keys], progress=progress)
     cache.put_many(new_keys, new_vectors)
-    if vectors.shape[1] != new_vectors.shape[1]:
+    if not found.any():  # nothing cached: get_many had no width to give
         vectors = np.zeros((len(texts), new_vectors.shape[1]), dtype=np.float32)
-        vectors[found] = cache.get_many([keys[i] for i in np.flatnonzero(found)])[1]
     row_of = {k: r for r, k in enumerate(new_keys)}
     vectors[missing] = new_vectors[[row_of[keys[i]] for i in missing]]
     return vectors

@@ -87,6 +87,8 @@ class EmbeddingCache:
         """
         n = len(keys)
         found = np.zeros(n, dtype=bool)
+        if n == 0:
+            return found, np.zeros((0, 0), dtype=np.float32)
         wanted = {k: i for i, k in enumerate(keys)}
         hits: list[tuple[np.ndarray, np.ndarray]] = []  # (positions in keys, vectors)
         dim = None
