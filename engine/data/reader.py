@@ -1,0 +1,254 @@
+"""Reading order-line, catalogue and customer files into frames of strings.
+
+Everything is read as text first (no type inference) so that validation can
+name the exact row whose value is bad. Row numbers are as a spreadsheet shows
+them: the header is row 1, the first data row is row 2; ``read_table`` keeps
+them in the frame's index.
+"""
+
+from __future__ import annotations
+
+import codecs
+import io
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from engine.errors import DataValidationError, Issue
+
+log = logging.getLogger(__name__)
+
+DELIMITERS = (",", ";", "\t", "|")
+_ZIP_MAGIC = b"PK\x03\x04"
+_PARQUET_MAGIC = b"PAR1"
+_OLE_MAGIC = b"\xd0\xcf\x11\xe0"  # legacy .xls
+
+
+@dataclass(frozen=True)
+class InputFile:
+    """An uploaded file: its name (for messages) and its raw bytes."""
+
+    name: str
+    data: bytes = field(repr=False)
+
+
+Source = str | Path | InputFile
+
+
+@dataclass(frozen=True)
+class Table:
+    """One file read as text.
+
+    ``frame`` holds strings only ("" for empty cells); its index is the
+    spreadsheet row number (header = row 1). ``decimal_comma`` is True when the
+    file uses ";" with "2,55"-style numbers, so numeric columns parse with ",".
+    """
+
+    name: str
+    frame: pd.DataFrame
+    encoding: str = "utf-8"
+    delimiter: str = ","
+    decimal_comma: bool = False
+    sheet: str | None = None
+    warnings: tuple[Issue, ...] = ()
+
+
+def source_name(source: Source) -> str:
+    return source.name if isinstance(source, InputFile) else Path(source).name
+
+
+def _read_bytes(source: Source) -> bytes:
+    if isinstance(source, InputFile):
+        return source.data
+    return Path(source).read_bytes()
+
+
+def read_table(source: Source, sheet: str | None = None) -> Table:
+    """Read a CSV, XLSX or Parquet file (path or uploaded bytes) as text.
+
+    Raises DataValidationError with one Issue naming the file when it cannot
+    be read (missing, empty, binary, unreadable).
+    """
+    name = source_name(source)
+    try:
+        data = _read_bytes(source)
+    except OSError as exc:
+        raise _fail(name, "unreadable", f"cannot open the file ({exc.strerror or exc})",
+                    "check the path and that the file is readable") from exc
+    if not data.strip():
+        raise _fail(name, "empty_file", "the file is empty",
+                    "export the order lines again, with a header row and data rows")
+    try:
+        if data.startswith(_ZIP_MAGIC):
+            table = _read_xlsx(name, data, sheet)
+        elif data.startswith(_PARQUET_MAGIC):
+            table = _with_row_index(name, pd.read_parquet(io.BytesIO(data)))
+        elif data.startswith(_OLE_MAGIC):
+            raise _fail(name, "unsupported_format", "legacy .xls files are not supported",
+                        "save the sheet as .xlsx or .csv")
+        else:
+            table = _read_csv(name, data)
+    except DataValidationError:
+        raise
+    except Exception as exc:  # any parser failure becomes an issue naming the file
+        log.info("reading %s failed", name, exc_info=True)
+        raise _fail(name, "unreadable", f"the file could not be read as CSV or XLSX ({exc})",
+                    "save it as UTF-8 CSV or as XLSX") from exc
+    if table.frame.empty:
+        raise _fail(name, "no_rows", "the file has a header but no data rows",
+                    "export the data rows too")
+    return table
+
+
+def _fail(name: str, rule: str, message: str, hint: str, column: str | None = None,
+          rows: tuple[int, ...] = ()) -> DataValidationError:
+    return DataValidationError([Issue(name, column, rule, message, rows, hint)])
+
+
+def decode(name: str, data: bytes) -> tuple[str, str]:
+    """Text of the file and the encoding used.
+
+    UTF-8 (with or without BOM) and UTF-16 with BOM are recognised directly;
+    otherwise charset-normalizer guesses from the start of the file, with
+    cp1252 then latin-1 (which decodes any byte) as fallbacks, since shop
+    exports from Excel are mostly one of those.
+    """
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return data.decode("utf-16"), "utf-16"
+    head = data[:8192]
+    if b"\x00" in head:
+        raise _fail(name, "binary", "the file is binary, not text (CSV) or XLSX",
+                    "upload the order lines as CSV or XLSX")
+    try:
+        return data.decode("utf-8-sig"), "utf-8"
+    except UnicodeDecodeError:
+        pass
+    candidates = []
+    try:
+        from charset_normalizer import from_bytes
+
+        best = from_bytes(data[:200_000]).best()
+        if best is not None:
+            candidates.append(best.encoding)
+    except Exception:  # the guess is only a hint
+        log.debug("charset-normalizer failed on %s", name, exc_info=True)
+    for enc in [*candidates, "cp1252", "latin-1"]:
+        try:
+            return data.decode(enc), enc
+        except (UnicodeDecodeError, LookupError):
+            continue
+    raise AssertionError("latin-1 decodes any byte string")  # pragma: no cover
+
+
+def _looks_binary(text: str) -> bool:
+    sample = text[:4096]
+    control = sum(1 for ch in sample if ord(ch) < 32 and ch not in "\r\n\t")
+    return control > max(5, len(sample) // 50)
+
+
+def sniff_delimiter(text: str) -> str:
+    """The delimiter that splits the first lines into the same number (> 1) of fields."""
+    lines = [ln for ln in text[:65536].splitlines()[:20] if ln.strip()]
+    if not lines:
+        return ","
+    best, best_score = ",", 0
+    for delim in DELIMITERS:
+        counts = [ln.count(delim) for ln in lines]
+        if counts[0] == 0:
+            continue
+        # consistent counts win over frequent ones (a comma inside text is not a delimiter)
+        score = sum(c == counts[0] for c in counts) * 1000 + counts[0]
+        if score > best_score:
+            best, best_score = delim, score
+    return best
+
+
+def _read_csv(name: str, data: bytes) -> Table:
+    text, encoding = decode(name, data)
+    if _looks_binary(text):
+        raise _fail(name, "binary", "the file is binary, not text (CSV) or XLSX",
+                    "upload the order lines as CSV or XLSX")
+    delimiter = sniff_delimiter(text)
+    buf = io.StringIO(text) if encoding != "utf-8" else io.BytesIO(data)
+    try:
+        frame = pd.read_csv(
+            buf,
+            sep=delimiter,
+            dtype=str,
+            keep_default_na=False,
+            na_filter=False,
+            skip_blank_lines=False,
+            encoding="utf-8-sig" if encoding == "utf-8" else None,
+        )
+    except pd.errors.EmptyDataError as exc:
+        raise _fail(name, "empty_file", "the file is empty",
+                    "export the order lines again, with a header row") from exc
+    except pd.errors.ParserError as exc:
+        raise _fail(name, "malformed_rows", f"rows do not all have the same number of fields ({exc})",
+                    f"check quoting and that the delimiter {delimiter!r} is not inside unquoted text") from exc
+    frame.columns = [str(c).strip() for c in frame.columns]
+    table = _with_row_index(name, frame)
+    decimal_comma = delimiter == ";" and _has_decimal_comma(table.frame)
+    return Table(name, table.frame, encoding, delimiter, decimal_comma)
+
+
+def _has_decimal_comma(frame: pd.DataFrame) -> bool:
+    """True when some column looks like "2,55" numbers (European export)."""
+    head = frame.head(200)
+    for col in head.columns:
+        values = head[col].astype(str)
+        values = values[values != ""]
+        if len(values) and values.str.fullmatch(r"-?\d+,\d+").mean() > 0.5:
+            return True
+    return False
+
+
+def _with_row_index(name: str, frame: pd.DataFrame) -> Table:
+    """Strings everywhere, "" for missing, spreadsheet row numbers as the index."""
+    frame = frame.copy()
+    frame.columns = [str(c).strip() for c in frame.columns]
+    for col in frame.columns:
+        s = frame[col]
+        if not (pd.api.types.is_string_dtype(s) and not s.hasnans):
+            s = s.astype(object).where(s.notna(), "").astype(str)
+        frame[col] = s
+    frame.index = pd.RangeIndex(2, len(frame) + 2, name="source_row")
+    # blank lines carry no data; drop them but keep the row numbers of the rest
+    if len(frame.columns):
+        blank = (frame == "").all(axis=1) if len(frame.columns) < 64 else frame.eq("").all(axis=1)
+        if blank.any():
+            frame = frame.loc[~blank]
+    return Table(name, frame)
+
+
+def _read_xlsx(name: str, data: bytes, sheet: str | None) -> Table:
+    """The sheet that looks like order lines (or the first with data)."""
+    from engine.data.mapping import detect_kind
+
+    try:
+        sheets = pd.read_excel(io.BytesIO(data), sheet_name=None, dtype=str, engine="openpyxl")
+    except Exception as exc:
+        raise _fail(name, "unreadable", f"the file is a zip archive but not a readable XLSX ({exc})",
+                    "save it as .xlsx or .csv from the spreadsheet program") from exc
+    filled = {k: v for k, v in sheets.items() if not v.dropna(how="all").empty}
+    if sheet is not None:
+        if sheet not in sheets:
+            raise _fail(name, "missing_sheet", f"no sheet named {sheet!r}; sheets: {list(sheets)}",
+                        "pick one of the sheets listed")
+        chosen = sheet
+    elif not filled:
+        raise _fail(name, "no_rows", f"no sheet has data rows (sheets: {list(sheets)})",
+                    "put the order lines on a sheet with a header row")
+    else:
+        order_sheets = [k for k, v in filled.items() if detect_kind(v.columns) == "order_lines"]
+        chosen = order_sheets[0] if order_sheets else next(iter(filled))
+    warnings = ()
+    ignored = [k for k in sheets if k != chosen]
+    if ignored:
+        warnings = (Issue(name, None, "sheets_ignored",
+                          f"read sheet {chosen!r}; ignored sheets {ignored}",
+                          hint="put each table in its own file to load it"),)
+    table = _with_row_index(name, sheets[chosen])
+    return Table(name, table.frame, "xlsx", "", False, chosen, warnings)

@@ -1,0 +1,355 @@
+"""Validation: which order lines are kept, and why each other line is set aside.
+
+Each order line gets at most one reason; the rules are applied in the fixed
+order of ``REASONS`` and a line keeps the first reason that applies:
+
+1. ``cancelled``: the order id starts with "C" (a cancelled invoice).
+2. ``non_merchandise``: postage, fees, adjustments, vouchers (see
+   ``is_non_merchandise``), unless the analyst keeps the code.
+3. ``bad_quantity``: quantity empty, not a number, not a whole number, zero,
+   or larger than 1e6 in size.
+4. ``return``: negative quantity (on a non-cancelled invoice).
+5. ``bad_price``: unit price empty, not a number, zero, negative or > 1e6.
+6. ``missing_order``: empty order id.
+7. ``missing_customer``: empty customer id.
+8. ``bad_date``: timestamp empty or not a date.
+9. ``duplicate``: the same line (all mapped columns, raw text) seen before;
+   the first copy is kept. Because every earlier rule depends on the line's
+   values only, copies of a set-aside line are set aside for the same reason,
+   so counting duplicates over all lines or over those left gives the same.
+
+Every count can therefore be re-derived from the raw file with plain pandas.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from engine import columns as C
+from engine.data.mapping import REQUIRED
+from engine.data.reader import Table
+from engine.errors import Issue
+
+log = logging.getLogger(__name__)
+
+REASONS = (
+    "cancelled",
+    "non_merchandise",
+    "bad_quantity",
+    "return",
+    "bad_price",
+    "missing_order",
+    "missing_customer",
+    "bad_date",
+    "duplicate",
+)
+
+# postage, carriage, manual entries, discounts, fees, charity, bad-debt adjustments
+NON_MERCHANDISE_CODES = frozenset(
+    {"POST", "DOT", "M", "D", "C2", "CRUK", "PADS", "B", "S", "BANK CHARGES", "AMAZONFEE",
+     "ADJUST", "ADJUST2", "CARRIAGE", "FEE", "SHIPPING", "DISCOUNT", "MANUAL", "SAMPLES"}
+)
+MAX_QUANTITY = 1e6
+MAX_PRICE = 1e6
+SAMPLE_ROWS = 5
+
+_HINTS = {
+    "cancelled": "cancelled invoices are not purchases; nothing to fix",
+    "non_merchandise": "postage, fees and adjustments are not products; keep a code with "
+                       "--keep-non-merchandise CODE if it is a real product",
+    "bad_quantity": "quantities must be whole numbers, not zero, below 1e6",
+    "return": "returns are not purchases; nothing to fix",
+    "bad_price": "unit prices must be numbers above 0 and below 1e6",
+    "missing_order": "every line needs an order id",
+    "missing_customer": "lines without a customer id cannot build a customer profile",
+    "bad_date": "use one date format, e.g. 2011-12-31 23:59",
+    "duplicate": "the exact same line appears twice; the first copy is kept",
+}
+_REASON_COLUMN = {
+    "cancelled": C.ORDER_ID, "non_merchandise": C.PRODUCT_ID, "bad_quantity": C.QUANTITY,
+    "return": C.QUANTITY, "bad_price": C.UNIT_PRICE, "missing_order": C.ORDER_ID,
+    "missing_customer": C.CUSTOMER_ID, "bad_date": C.TIMESTAMP, "duplicate": None,
+}
+
+DATE_FORMATS = (
+    "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d", "%Y-%m-%dT%H:%M:%S",
+    "%m/%d/%Y %H:%M", "%d/%m/%Y %H:%M", "%m/%d/%Y %H:%M:%S", "%d/%m/%Y %H:%M:%S",
+    "%m/%d/%Y", "%d/%m/%Y", "%d.%m.%Y %H:%M", "%d.%m.%Y %H:%M:%S", "%d.%m.%Y",
+    "%Y/%m/%d %H:%M:%S", "%Y/%m/%d %H:%M", "%Y/%m/%d", "ISO8601",
+)
+
+
+@dataclass(frozen=True)
+class LineCheck:
+    """Result of checking order lines: kept (typed) and set aside (raw text)."""
+
+    kept: pd.DataFrame
+    set_aside: pd.DataFrame
+    counts: dict[str, int]
+    non_merchandise: pd.DataFrame
+    issues: list[Issue]
+
+
+# ---------------------------------------------------------------- parsing
+
+
+def normalise_ids(s: pd.Series) -> pd.Series:
+    """Strip spaces and the float artefact of spreadsheets: "17850.0" → "17850"."""
+    s = s.astype(str).str.strip()
+    return s.str.replace(r"^(-?\d+)\.0+$", r"\1", regex=True)
+
+
+def parse_numbers(s: pd.Series, decimal_comma: bool = False) -> pd.Series:
+    """Floats from text; NaN where the text is not a number."""
+    s = s.astype(str).str.strip()
+    if decimal_comma:
+        s = s.str.replace(".", "", regex=False).str.replace(",", ".", regex=False)
+    if not s.str.fullmatch(r"-?\d*\.?\d*(e[-+]?\d+)?", case=False).all():
+        # currency signs and thousands separators, only when there are any
+        s = s.str.replace(r"[£$€\s]|(?<=\d),(?=\d{3}\b)", "", regex=True)
+    return pd.to_numeric(s.where(s != ""), errors="coerce").astype(float)
+
+
+def parse_timestamps(s: pd.Series) -> pd.Series:
+    """Datetimes from text, NaT where unparseable.
+
+    The format is guessed on a sample of distinct values (explicit formats are
+    much faster than inference on 500k lines); what that format misses is
+    tried again with mixed-format inference.
+    """
+    s = s.astype(str).str.strip()
+    present = s[s != ""]
+    if present.empty:
+        return pd.Series(pd.NaT, index=s.index, dtype="datetime64[ns]")
+    uniq = present.drop_duplicates()
+    sample = uniq.iloc[np.linspace(0, len(uniq) - 1, min(len(uniq), 1000)).astype(int)]
+    best, best_ok = None, -1
+    for fmt in DATE_FORMATS:
+        ok = _to_datetime(sample, fmt).notna().sum()
+        if ok > best_ok:
+            best, best_ok = fmt, ok
+    out = _to_datetime(s, best)
+    missed = out.isna() & (s != "")
+    if missed.any():
+        out.loc[missed] = _to_datetime(s[missed], "mixed")
+    return out
+
+
+def _to_datetime(s: pd.Series, fmt: str) -> pd.Series:
+    try:
+        out = pd.to_datetime(s, format=fmt, errors="coerce")
+    except (ValueError, TypeError, OverflowError):
+        return pd.Series(pd.NaT, index=s.index, dtype="datetime64[ns]")
+    if isinstance(out.dtype, pd.DatetimeTZDtype):
+        out = out.dt.tz_convert(None)
+    return out.astype("datetime64[ns]")
+
+
+def is_non_merchandise(product_ids: pd.Series, keep: tuple[str, ...] = ()) -> pd.Series:
+    """True for postage, fees, manual entries, vouchers: codes in
+    NON_MERCHANDISE_CODES, gift vouchers (gift_0001_10), and codes with no
+    digit at all (when most codes in the file have digits, so a shop whose
+    SKUs are all letters is not emptied). Codes in ``keep`` are merchandise.
+    """
+    up = product_ids.astype(str).str.strip().str.upper()
+    has_digit = up.str.contains(r"\d", regex=True)
+    uniq_digit_share = has_digit.groupby(up).first().mean() if len(up) else 1.0
+    flag = up.isin(NON_MERCHANDISE_CODES) | up.str.startswith("GIFT_")
+    if uniq_digit_share > 0.5:
+        flag |= ~has_digit
+    if keep:
+        flag &= ~up.isin({str(k).strip().upper() for k in keep})
+    return flag
+
+
+# ---------------------------------------------------------------- order lines
+
+
+def canonical_lines(table: Table, mapping: dict[str, str]) -> tuple[pd.DataFrame, list[Issue]]:
+    """The file's order lines with canonical column names (text), or an error
+    issue when a required column is missing (naming expected and found)."""
+    missing = [c for c in REQUIRED["order_lines"] if c not in mapping.values()]
+    if missing:
+        found = list(table.frame.columns)
+        return pd.DataFrame(), [Issue(
+            table.name, missing[0], "missing_column",
+            f"required column(s) {missing} not found; expected {list(REQUIRED['order_lines'])}, "
+            f"found {found} (mapped: {mapping})",
+            hint="rename the columns or map them, e.g. --map "
+                 f"{table.name}:<their column>={missing[0]}",
+        )]
+    keep = [c for c in table.frame.columns if c in mapping]
+    raw = table.frame[keep].rename(columns=mapping)
+    raw.insert(0, C.SOURCE_FILE, table.name)
+    raw.insert(1, C.SOURCE_ROW, raw.index.to_numpy(np.int64))
+    raw = raw.reset_index(drop=True)
+    raw.attrs["decimal_comma"] = table.decimal_comma
+    return raw, []
+
+
+def check_lines(parts: list[pd.DataFrame], keep_non_merchandise: tuple[str, ...] = ()) -> LineCheck:
+    """Apply the rules of REASONS to order lines from one or more files."""
+    typed = [_typed(p) for p in parts]
+    raw = pd.concat(parts, ignore_index=True)
+    parsed = pd.concat(typed, ignore_index=True)
+    n = len(raw)
+    order = normalise_ids(raw[C.ORDER_ID])
+    product = normalise_ids(raw[C.PRODUCT_ID])
+    customer = normalise_ids(raw[C.CUSTOMER_ID])
+    qty, price, ts = parsed[C.QUANTITY], parsed[C.UNIT_PRICE], parsed[C.TIMESTAMP]
+
+    nonmerch_all = is_non_merchandise(product)
+    nonmerch = nonmerch_all & ~product.str.upper().isin({k.upper() for k in keep_non_merchandise})
+    value_cols = [c for c in raw.columns if c not in (C.SOURCE_FILE, C.SOURCE_ROW)]
+    rules = {
+        "cancelled": order.str.upper().str.startswith("C").to_numpy(bool),
+        "non_merchandise": nonmerch.to_numpy(bool),
+        "bad_quantity": (qty.isna() | (qty == 0) | (qty != qty.round()) | (qty.abs() > MAX_QUANTITY)).to_numpy(bool),
+        "return": (qty < 0).to_numpy(bool),
+        "bad_price": (price.isna() | (price <= 0) | (price > MAX_PRICE)).to_numpy(bool),
+        "missing_order": (order == "").to_numpy(bool),
+        "missing_customer": (customer == "").to_numpy(bool),
+        "bad_date": ts.isna().to_numpy(bool),
+        "duplicate": raw.duplicated(subset=value_cols, keep="first").to_numpy(bool),
+    }
+    code = np.zeros(n, np.int8)  # 0 kept, k = REASONS[k-1]
+    for k, reason in enumerate(REASONS, start=1):
+        code[(code == 0) & rules[reason]] = k
+    counts = {r: int((code == k).sum()) for k, r in enumerate(REASONS, start=1)}
+
+    kept_mask = code == 0
+    kept = pd.DataFrame({
+        C.ORDER_ID: order[kept_mask],
+        C.CUSTOMER_ID: customer[kept_mask],
+        C.PRODUCT_ID: product[kept_mask],
+        C.QUANTITY: qty[kept_mask].astype(np.int64),
+        C.UNIT_PRICE: price[kept_mask],
+        C.TIMESTAMP: ts[kept_mask],
+    })
+    for col in raw.columns:
+        if col not in kept:
+            kept[col] = raw.loc[kept_mask, col]
+    if C.NAME in kept:
+        kept[C.NAME] = kept[C.NAME].str.strip()
+    kept = kept.reset_index(drop=True)
+
+    aside = raw.loc[~kept_mask].copy()
+    aside.insert(2, "reason", pd.Categorical.from_codes(code[~kept_mask] - 1, REASONS))
+    aside = aside.reset_index(drop=True)
+    issues = _reason_issues(raw, code)
+    return LineCheck(kept, aside, counts, _non_merch_table(raw, product, nonmerch_all, nonmerch),
+                     issues)
+
+
+def _typed(part: pd.DataFrame) -> pd.DataFrame:
+    dec = bool(part.attrs.get("decimal_comma", False))
+    return pd.DataFrame({
+        C.QUANTITY: parse_numbers(part[C.QUANTITY], dec),
+        C.UNIT_PRICE: parse_numbers(part[C.UNIT_PRICE], dec),
+        C.TIMESTAMP: parse_timestamps(part[C.TIMESTAMP]),
+    })
+
+
+def _reason_issues(raw: pd.DataFrame, code: np.ndarray) -> list[Issue]:
+    """One warning per file and reason, with the count and sample rows."""
+    issues = []
+    frame = pd.DataFrame({"f": raw[C.SOURCE_FILE].to_numpy(), "r": raw[C.SOURCE_ROW].to_numpy(),
+                          "c": code})
+    aside = frame[frame["c"] > 0]
+    for (fname, k), grp in aside.groupby(["f", "c"], sort=True):
+        reason = REASONS[k - 1]
+        rows = tuple(int(r) for r in grp["r"].head(SAMPLE_ROWS))
+        issues.append(Issue(str(fname), _REASON_COLUMN[reason], reason,
+                            f"{len(grp)} line(s) set aside as {reason}", rows, _HINTS[reason]))
+    return issues
+
+
+def _non_merch_table(raw: pd.DataFrame, product: pd.Series, detected: pd.Series,
+                     set_aside: pd.Series) -> pd.DataFrame:
+    """Detected non-merchandise codes with their most common name and line count."""
+    names = raw[C.NAME].str.strip() if C.NAME in raw else pd.Series("", index=raw.index)
+    sub = pd.DataFrame({C.PRODUCT_ID: product[detected], C.NAME: names[detected],
+                        "kept": ~set_aside[detected]})
+    if sub.empty:
+        return pd.DataFrame({C.PRODUCT_ID: pd.Series(dtype=str), C.NAME: pd.Series(dtype=str),
+                             "lines": pd.Series(dtype=np.int64), "kept": pd.Series(dtype=bool)})
+    lines = sub.groupby(C.PRODUCT_ID).size().rename("lines")
+    top = (sub.groupby([C.PRODUCT_ID, C.NAME]).size().rename("k").reset_index()
+           .sort_values([C.PRODUCT_ID, "k"], ascending=[True, False])
+           .drop_duplicates(C.PRODUCT_ID).set_index(C.PRODUCT_ID)[C.NAME])
+    kept = sub.groupby(C.PRODUCT_ID)["kept"].first()
+    out = pd.DataFrame({"lines": lines}).join(top).join(kept).reset_index()
+    out = out[[C.PRODUCT_ID, C.NAME, "lines", "kept"]]
+    return out.sort_values(["lines", C.PRODUCT_ID], ascending=[False, True]).reset_index(drop=True)
+
+
+# ---------------------------------------------------------------- catalogue, customers
+
+
+def check_products(table: Table, mapping: dict[str, str]) -> tuple[pd.DataFrame, list[Issue]]:
+    """Catalogue with canonical columns; duplicate ids keep the first (warning);
+    non-numeric prices or costs become unknown (warning naming the rows)."""
+    if C.PRODUCT_ID not in mapping.values():
+        return pd.DataFrame(), [_missing(table, "products", mapping)]
+    frame = table.frame[[c for c in table.frame.columns if c in mapping]].rename(columns=mapping)
+    frame = frame.copy()
+    issues: list[Issue] = []
+    frame[C.PRODUCT_ID] = normalise_ids(frame[C.PRODUCT_ID])
+    for col in (C.NAME, C.DESCRIPTION, C.CATEGORY):
+        if col in frame:
+            frame[col] = frame[col].str.strip()
+    for col in (C.PRICE, C.COST):
+        if col in frame:
+            text = frame[col].str.strip()
+            values = parse_numbers(text, table.decimal_comma)
+            bad = values.isna() & (text != "") | (values < 0)
+            if bad.any():
+                issues.append(Issue(table.name, col, "not_a_number",
+                                    f"{int(bad.sum())} {col} value(s) are not valid non-negative "
+                                    "numbers; treated as unknown",
+                                    _rows(frame.index[bad]), f"write {col} as a plain number, e.g. 2.55"))
+            frame[col] = values.where(~bad)
+    empty = frame[C.PRODUCT_ID] == ""
+    if empty.any():
+        issues.append(Issue(table.name, C.PRODUCT_ID, "missing_id",
+                            f"{int(empty.sum())} row(s) without a product id were skipped",
+                            _rows(frame.index[empty]), "fill in the product id"))
+    dup = frame[C.PRODUCT_ID].duplicated(keep="first") & ~empty
+    if dup.any():
+        issues.append(Issue(table.name, C.PRODUCT_ID, "duplicate_id",
+                            f"{int(dup.sum())} product id(s) appear more than once; the first row is kept",
+                            _rows(frame.index[dup]), "keep one row per product"))
+    return frame[~empty & ~dup].reset_index(drop=True), issues
+
+
+def check_customers(table: Table, mapping: dict[str, str]) -> tuple[pd.DataFrame, list[Issue]]:
+    """Customer attributes; duplicate ids keep the first (warning)."""
+    if C.CUSTOMER_ID not in mapping.values():
+        return pd.DataFrame(), [_missing(table, "customers", mapping)]
+    keep = [c for c in table.frame.columns if c in mapping or c not in mapping.values()]
+    frame = table.frame[keep].rename(columns=mapping).copy()
+    frame[C.CUSTOMER_ID] = normalise_ids(frame[C.CUSTOMER_ID])
+    issues = []
+    empty = frame[C.CUSTOMER_ID] == ""
+    dup = frame[C.CUSTOMER_ID].duplicated(keep="first") & ~empty
+    if dup.any():
+        issues.append(Issue(table.name, C.CUSTOMER_ID, "duplicate_id",
+                            f"{int(dup.sum())} customer id(s) appear more than once; first row kept",
+                            _rows(frame.index[dup]), "keep one row per customer"))
+    return frame[~empty & ~dup].reset_index(drop=True), issues
+
+
+def _missing(table: Table, kind: str, mapping: dict[str, str]) -> Issue:
+    need = [c for c in REQUIRED[kind] if c not in mapping.values()]
+    return Issue(table.name, need[0], "missing_column",
+                 f"{kind} file: required column(s) {need} not found; expected {list(REQUIRED[kind])}, "
+                 f"found {list(table.frame.columns)}",
+                 hint=f"rename the column or map it, e.g. --map {table.name}:<their column>={need[0]}")
+
+
+def _rows(index) -> tuple[int, ...]:
+    return tuple(int(r) for r in list(index[:SAMPLE_ROWS]))
