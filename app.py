@@ -1,0 +1,48 @@
+"""The dashboard frame: page router, sidebar with the dataset in use, shared state.
+
+Run with ``streamlit run app.py``. Datasets live in the workspace at
+``ENGINE_WORKSPACE`` (else ``./.workspace``); on a first start with an empty
+workspace the bundled sample market is loaded and opened.
+"""
+
+import streamlit as st
+
+from ui import state
+
+st.set_page_config(page_title="Bundle engine", page_icon="🧺", layout="wide")
+state.init_state()
+
+# one line per page, in menu order
+PAGES = [
+    st.Page("pages/1_data.py", title="Data", icon="📂", default=True),
+]
+
+
+def _pick_dataset() -> None:
+    state.workspace().set_current(st.session_state[state.DATASET_PICKER_WIDGET])
+
+
+def sidebar() -> None:
+    ws = state.workspace()
+    names = ws.names()
+    with st.sidebar:
+        st.subheader("Dataset in use")
+        if not names:
+            st.info("No dataset yet: upload files on the Data page.")
+            return
+        current = ws.current or names[0]
+        st.selectbox(
+            "Dataset", names, index=names.index(current), key=state.DATASET_PICKER_WIDGET,
+            on_change=_pick_dataset, help="Datasets saved in the workspace",
+        )
+        counts = ws.entry(current)["counts"]
+        left, right = st.columns(2)
+        left.metric("Order lines", f"{counts['lines']:,}")
+        right.metric("Orders", f"{counts['orders']:,}")
+        left.metric("Customers", f"{counts['customers']:,}")
+        right.metric("Products", f"{counts['products']:,}")
+        st.caption(f"Loaded {ws.entry(current)['created']} · workspace `{ws.root}`")
+
+
+sidebar()
+st.navigation(PAGES).run()

@@ -1,0 +1,168 @@
+"""Data: upload order lines (and optionally products, customers), fix the column
+mapping, load, and see whether the data is healthy and what was set aside."""
+
+import pandas as pd
+import streamlit as st
+
+from engine import columns as C
+from engine.workspace import safe_name
+from ui import data as ud
+from ui import state
+
+ws = state.workspace()
+ss = st.session_state
+
+st.title("Data")
+st.caption(
+    "Upload your shop's exports (order lines required; products and customers optional), "
+    "check the column mapping, and load. Nothing replaces the dataset in use unless it loads cleanly."
+)
+
+if ss.get(state.STARTUP_ERROR):
+    st.warning("The bundled sample data could not be opened: "
+               + "; ".join(str(i) for i in ss[state.STARTUP_ERROR].issues))
+
+
+# ---- upload -------------------------------------------------------------------------------
+def _take_uploads(files) -> None:
+    """Read each upload's bytes once per new selection; later reruns reuse them."""
+    signature = tuple((f.file_id, f.name, f.size) for f in files)
+    if signature != ss[state.UPLOAD_SIGNATURE]:
+        ss[state.UPLOAD_SIGNATURE] = signature
+        ss[state.PENDING_FILES] = [(f.name, f.getvalue()) for f in files]
+
+
+upload_col, sample_col = st.columns([3, 1], vertical_alignment="center")
+with upload_col:
+    uploads = st.file_uploader(
+        "Order lines, products, customers (CSV or XLSX)", type=["csv", "txt", "xlsx", "xls"],
+        accept_multiple_files=True, key=state.UPLOADER_WIDGET,
+    )
+    if uploads:
+        _take_uploads(uploads)
+with sample_col:
+    if st.button("Use sample data", key=state.SAMPLE_BUTTON_WIDGET, width="stretch",
+                 help="The bundled sample market (order lines, products, customers)"):
+        ss[state.LAST_LOAD] = ud.load_sample(ws)
+        ss[state.PENDING_FILES] = []
+
+pending = ss[state.PENDING_FILES]
+if pending:
+    st.subheader("Check the files")
+    mapping: dict[str, dict[str, str]] = {}
+    for name, data in pending:
+        sha = ud.sha256(data)
+        try:
+            info = ud.inspect_file(sha, name, data)
+        except Exception as err:  # shown, and the Load click will report it per file
+            st.error(f"{name}: could not be read ({err})")
+            continue
+        with st.expander(f"**{name}** · {info.kind.replace('_', ' ')} · {info.rows:,} rows",
+                         expanded=True):
+            options = [ud.IGNORE, *ud.ALL_MAPPABLE]
+            chosen = {}
+            cols = st.columns(4)
+            for k, column in enumerate(info.columns):
+                detected = info.mapping.get(column, ud.IGNORE)
+                chosen[column] = cols[k % 4].selectbox(
+                    f"`{column}` →", options,
+                    index=options.index(detected) if detected in options else 0,
+                    key=state.mapping_widget_key(sha, column),
+                )
+            mapping[name] = ud.chosen_mapping(chosen)
+    first = pending[0][0]
+    name_col, load_col = st.columns([3, 1], vertical_alignment="bottom")
+    ds_name = name_col.text_input("Save as", value=safe_name(first), key=state.NAME_WIDGET)
+    if load_col.button("Load", type="primary", key=state.LOAD_BUTTON_WIDGET, width="stretch"):
+        with st.spinner("Loading and validating…"):
+            ss[state.LAST_LOAD] = ud.load_into_workspace(ws, safe_name(ds_name), pending, mapping)
+        if ss[state.LAST_LOAD].ok:
+            ss[state.PENDING_FILES] = []
+            st.rerun()
+
+outcome = ss[state.LAST_LOAD]
+if outcome is not None and not outcome.ok:
+    st.error(f"Could not load {', '.join(outcome.files) or outcome.name}:")
+    for issue in outcome.issues:
+        st.error(str(issue))
+    if outcome.kept_previous:
+        st.info(f"The previous dataset **{outcome.kept_previous}** is still in use.")
+elif outcome is not None and outcome.ok:
+    st.success(f"Loaded **{outcome.name}** from {', '.join(outcome.files)}.")
+
+# ---- the dataset in use --------------------------------------------------------------------
+current = state.current_dataset()
+if current is None:
+    st.info("No dataset loaded yet: upload files above or use the sample data.")
+    st.stop()
+name, dataset, report = current
+entry = ws.entry(name)
+
+st.header(f"Validation report · {name}")
+counts = ud.report_counts(report)
+m = st.columns(5)
+m[0].metric("Rows read", f"{counts['rows_read']:,}")
+m[1].metric("Rows kept", f"{counts['rows_kept']:,}")
+m[2].metric("Rows set aside", f"{counts['rows_set_aside']:,}")
+m[3].metric("Customers", f"{dataset.n_customers:,}")
+m[4].metric("Products", f"{dataset.n_products:,}")
+
+errors = report.get("errors") or []
+warnings = report.get("warnings") or []
+if errors:
+    st.error(f"{len(errors)} error(s)")
+    st.dataframe(ud.issues_frame(errors), hide_index=True, width="stretch")
+if warnings:
+    with st.expander(f"{len(warnings)} warning(s)", expanded=True):
+        st.dataframe(ud.issues_frame(warnings), hide_index=True, width="stretch")
+
+left, right = st.columns(2)
+with left:
+    if counts["rows_set_aside"]:
+        st.plotly_chart(ud.set_aside_figure(report), width="stretch", key="chart_set_aside")
+    else:
+        st.success("No lines were set aside.")
+with right:
+    nonmerch = ud.non_merchandise_frame(report)
+    st.markdown("**Non-merchandise codes** (postage, fees, vouchers) are set aside by default.")
+    if nonmerch.empty:
+        st.caption("None detected.")
+    else:
+        st.dataframe(nonmerch, hide_index=True, width="stretch", height=180)
+        keep = st.multiselect(
+            "Keep these as products", nonmerch[C.PRODUCT_ID].astype(str).tolist(),
+            default=[k for k in entry.get("keep_non_merchandise", [])
+                     if k in set(nonmerch[C.PRODUCT_ID].astype(str))],
+            key=state.KEEP_WIDGET,
+        )
+        sources = ws.source_paths(name)
+        if st.button("Reload with these kept", key=state.RELOAD_BUTTON_WIDGET,
+                     disabled=not sources):
+            with st.spinner("Reloading…"):
+                ss[state.LAST_LOAD] = ud.load_into_workspace(
+                    ws, name, sources, report.get("mapping"), keep
+                )
+            st.rerun()
+
+aside = ws.set_aside_rows(name)
+if not aside.empty:
+    with st.expander("Sample of the lines set aside", expanded=False):
+        reasons = sorted(aside["reason"].astype(str).unique()) if "reason" in aside else []
+        pick = st.multiselect("Reason", reasons, default=reasons, key=state.REASON_FILTER_WIDGET)
+        shown = aside[aside["reason"].astype(str).isin(pick)] if reasons else aside
+        st.dataframe(ud.pseudonymise_frame(shown.head(200), ws), hide_index=True, width="stretch")
+        st.caption(f"{len(shown):,} lines; first 200 shown. Customer ids are pseudonymised.")
+
+st.header("What the data shows")
+lines = dataset.lines
+figures = ud.dataset_figures((str(ws.root), name, entry["dir"]), dataset)
+a, b = st.columns(2)
+a.plotly_chart(figures["weekly"], width="stretch", key="chart_weekly")
+b.plotly_chart(figures["price"], width="stretch", key="chart_price")
+c, d = st.columns(2)
+c.plotly_chart(figures["top_products"], width="stretch", key="chart_top")
+d.plotly_chart(figures["top_pairs"], width="stretch", key="chart_pairs")
+
+with st.expander("Order lines (first 200; customer ids pseudonymised)"):
+    shown = lines.drop(columns=[C.CUSTOMER_IDX, C.PRODUCT_IDX], errors="ignore").head(200)
+    st.dataframe(ud.pseudonymise_frame(pd.DataFrame(shown), ws), hide_index=True, width="stretch")

@@ -1,0 +1,90 @@
+"""Session keys, the workspace singleton and the dataset in use.
+
+Results live under keys no widget owns (widget-owned keys are reset when the
+analyst leaves a page); widget keys are named ``*_WIDGET`` so the two never mix.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import streamlit as st
+
+from engine.data.dataset import Dataset
+from engine.workspace import Workspace, default_root
+
+log = logging.getLogger(__name__)
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE_DIR = ROOT / "sample_data"
+SAMPLE_NAME = "sample"
+# the files of the bundled sample market that the loader reads (ground_truth.json is for tests)
+SAMPLE_FILES = ("order_lines.csv", "products.csv", "customers.csv")
+
+# --- result keys (no widget owns these) ---
+INITIALISED = "state_initialised"
+PENDING_FILES = "data_pending_files"  # list[(name, bytes)] uploaded, not loaded yet
+UPLOAD_SIGNATURE = "data_upload_signature"  # which uploader files PENDING_FILES came from
+LAST_LOAD = "data_last_load"  # LoadOutcome of the latest Load click
+STARTUP_ERROR = "startup_error"  # why the sample could not be opened on first start
+
+# --- widget keys ---
+DATASET_PICKER_WIDGET = "sidebar_dataset_widget"
+UPLOADER_WIDGET = "data_uploader_widget"
+SAMPLE_BUTTON_WIDGET = "data_sample_widget"
+LOAD_BUTTON_WIDGET = "data_load_widget"
+NAME_WIDGET = "data_name_widget"
+KEEP_WIDGET = "data_keep_widget"
+RELOAD_BUTTON_WIDGET = "data_reload_widget"
+REASON_FILTER_WIDGET = "data_reason_widget"
+
+
+def mapping_widget_key(file_sha: str, column: str) -> str:
+    """Key of the selectbox that maps one column of one uploaded file."""
+    return f"data_map_{file_sha[:12]}_{column}"
+
+
+@st.cache_resource(show_spinner=False)
+def _workspace(root: str) -> Workspace:
+    return Workspace(Path(root))
+
+
+def workspace() -> Workspace:
+    """The workspace at ``ENGINE_WORKSPACE`` (else ``./.workspace``); one object per root."""
+    return _workspace(str(default_root().resolve()))
+
+
+def init_state() -> None:
+    """Set the result keys once per session; open the sample market on a first start."""
+    if st.session_state.get(INITIALISED):
+        return
+    st.session_state[PENDING_FILES] = []
+    st.session_state[UPLOAD_SIGNATURE] = None
+    st.session_state[LAST_LOAD] = None
+    st.session_state[STARTUP_ERROR] = None
+    ws = workspace()
+    if not ws.names():
+        from ui.data import load_sample  # late import: keeps this module light
+
+        outcome = load_sample(ws)
+        if not outcome.ok:
+            st.session_state[STARTUP_ERROR] = outcome
+    st.session_state[INITIALISED] = True
+
+
+@st.cache_data(show_spinner="Opening the dataset…", max_entries=4)
+def _load_dataset(root: str, name: str, folder: str) -> tuple[Dataset, dict]:
+    # ``folder`` changes with every save of ``name``, so a re-save is never served stale
+    del folder
+    return Workspace(Path(root)).load(name)
+
+
+def current_dataset() -> tuple[str, Dataset, dict] | None:
+    """(name, dataset, report dict) of the dataset in use, or None when there is none."""
+    ws = workspace()
+    name = ws.current
+    if name is None:
+        return None
+    dataset, report = _load_dataset(str(ws.root.resolve()), name, ws.entry(name)["dir"])
+    return name, dataset, report
