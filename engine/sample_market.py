@@ -30,12 +30,12 @@ import json
 import logging
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy.special import ndtri
+from scipy.special import ndtr, ndtri
 
 from engine.columns import (
     CATEGORY,
@@ -828,8 +828,11 @@ def _simulate(cfg, products, mu, sigma, affinity, segment, rng):
     bought = np.concatenate([bought, b3])
     surplus, paid = np.concatenate([surplus, s3]), np.concatenate([paid, paid3])
 
-    considered = np.zeros((len(SEGMENTS), len(products)), dtype=np.int64)
-    np.add.at(considered, (v_seg[v], p), 1)
+    # considerations per segment x product: all, and those made at the list price
+    considered = np.zeros((2, len(SEGMENTS), len(products)), dtype=np.int64)
+    np.add.at(considered[0], (v_seg[v], p), 1)
+    at_list = promo[p, v_week[v]] == 0
+    np.add.at(considered[1], (v_seg[v][at_list], p[at_list]), 1)
 
     # at most one of a substitute pair per visit: the larger surplus wins
     pair_of = np.full(len(products), -1)
@@ -1025,7 +1028,7 @@ def generate_market(
             d["segments"] = list(segs)
         return d
 
-    q = 1 - _norm_cdf((np.log(products[PRICE].to_numpy())[None, :] - mu) / sigma[None, :])
+    q = 1 - ndtr((np.log(products[PRICE].to_numpy())[None, :] - mu) / sigma[None, :])
     promo_rows = np.argwhere(promo > 0)
     season_df = {c: _round_list(season[i], 3) for i, c in enumerate(CATEGORIES)}
     ground_truth = {
@@ -1060,7 +1063,8 @@ def generate_market(
             "visits_per_month": cfg.visits_per_month,
             "complement_prob": cfg.complement_prob,
             "substitute_prob": cfg.substitute_prob,
-            "counts": considered.tolist(),
+            "counts": considered[0].tolist(),
+            "counts_at_list_price": considered[1].tolist(),
         },
         "costs": _round_list(products[COST].to_numpy(), 2),
         "seasonal_index": season_df,
@@ -1094,15 +1098,7 @@ def generate_market(
     )
 
 
-def _norm_cdf(x: np.ndarray) -> np.ndarray:
-    from scipy.special import ndtr
-
-    return ndtr(x)
-
-
 def _jsonable(cfg: MarketConfig) -> dict:
-    from dataclasses import asdict
-
     return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(cfg).items()}
 
 
