@@ -343,6 +343,7 @@ def _search(inputs, config, cand, aff, prof, n_anchor) -> _Pool:
         k += 1
         if k >= config.kmin:
             _record(pool, state, alive, total, price_min)
+        state, alive, total = _narrow(state, alive, total, config.beam_width)
         if not alive.any():
             break
     return pool
@@ -379,11 +380,18 @@ def _expand(state, alive, comp, ok, link, aff, prof, price, can_add, config, pri
     # permutations of the same set get the same key: the sorted tuple in base M
     key = (sets * (M ** torch.arange(k + 1, device=idx.device))).sum(2)
     total = _drop_duplicates(total, key)
-    order = torch.sort(total, dim=1, descending=True, stable=True).indices[:, : config.beam_width]
+    # the beam keeps W states; the finished pool gets a wider slice, so the
+    # diversity step has near-best alternatives that the beam itself dropped
+    wide = max(config.beam_width, config.beam_width * config.n_bundles)
+    order = torch.sort(total, dim=1, descending=True, stable=True).indices[:, :wide]
     keep_total = total.gather(1, order)
     new_idx = sets.gather(1, order[..., None].expand(-1, -1, k + 1))
     parts = tuple(t.reshape(S, W * M).gather(1, order) for t in new)
     return (new_idx, *parts), keep_total > NEG, keep_total
+
+
+def _narrow(state, alive, total, width: int):
+    return tuple(t[:, :width] for t in state), alive[:, :width], total[:, :width]
 
 
 def _drop_duplicates(total: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
