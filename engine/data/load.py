@@ -161,7 +161,8 @@ def load_files(
         if progress:
             progress(0.5 * (i + 1) / max(len(files), 1))
 
-    if not line_parts and not any(kinds.get(source_name(f)) == "order_lines" for f in files):
+    # unreadable files already have their error; this one is for readable files of other kinds
+    if (kinds or not files) and "order_lines" not in kinds.values():
         names = ", ".join(source_name(f) for f in files) or "(no files)"
         errors.append(Issue(names, None, "no_order_lines",
                             "no order-lines file among the files given "
