@@ -641,13 +641,20 @@ def _make_products(cfg: MarketConfig, rng: np.random.Generator) -> pd.DataFrame:
         for key, _, name, desc, price in planted_by_cat[c]:
             rows.append((key, c, name, desc, price))
         materials, items = VOCAB[c]
-        combos = [(a, m, it) for a in ADJECTIVES for m in materials for it in items]
+        # skip "Insulated Insulated Water Bottle"-style repeats of the material in the item
+        combos = [
+            (a, m, it)
+            for a in ADJECTIVES
+            for m in materials
+            for it in items
+            if not set(m.lower().split()) & set(it[0].lower().split())
+        ]
         pick = rng.choice(len(combos), size=n - len(planted_by_cat[c]), replace=False)
         (lo, hi) = CATEGORIES[c][0]
         for k in pick:
             adj, mat, (item, purpose) = combos[k]
             name = f"{adj} {mat} {item}"
-            desc = f"{adj} {mat.lower()} {item.split(',')[0].lower()} for {purpose}."
+            desc = f"{adj} {mat} {item.split(',')[0].lower()} for {purpose}."
             price = float(_round_price(np.exp(rng.uniform(np.log(lo), np.log(hi)))))
             rows.append(("", c, name, desc, price))
     df = pd.DataFrame(rows, columns=["key", CATEGORY, NAME, DESCRIPTION, PRICE])
