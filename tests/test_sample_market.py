@@ -265,3 +265,19 @@ def test_engine_finds_planted_pairs(lines, products, gt):
     }
     print(f"planted pairs in top 30: {len(found & planted)} of {len(planted)}")
     assert len(found & planted) >= 15
+
+
+def test_importer_sets_aside_exactly_the_documented_dirt(sample_dir, gt):
+    """The data stage's validation report counts what ground_truth.json documents."""
+    from engine.data import load_files
+
+    result = load_files([sample_dir / n for n in FILES[:3]])
+    report, dirt = result.report, gt["dirt"]
+    assert report.ok and report.rows_read == dirt["total_lines"]
+    assert report.rows_kept == dirt["clean_lines"]
+    aside = report.set_aside
+    assert aside["cancelled"] == dirt["cancelled_lines"]
+    assert aside["return"] == dirt["return_lines"]
+    assert aside["non_merchandise"] == dirt["postage_lines"]
+    assert aside["missing_customer"] == dirt["missing_customer_lines"]
+    assert result.dataset.n_products == gt["counts"]["products"]
