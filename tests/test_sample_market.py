@@ -70,9 +70,12 @@ def test_regenerated_files_are_byte_identical(tmp_path, sample_dir, gt):
 
 
 def test_other_seed_gives_other_market(gt):
-    a = generate_market(seed=gt["seed"] + 1)
+    seen = []
+    a = generate_market(seed=gt["seed"] + 1, progress=seen.append)
     assert a.ground_truth["seed"] == gt["seed"] + 1
-    assert a.ground_truth["counts"]["clean_lines"] != gt["counts"]["clean_lines"]
+    assert a.ground_truth["customer_segment"] != gt["customer_segment"]
+    assert a.ground_truth["wtp"]["mu"] != gt["wtp"]["mu"]
+    assert seen == sorted(seen) and seen[-1] == 1.0
 
 
 def test_sizes(products, raw_lines, lines, sample_dir, gt):
