@@ -11,6 +11,7 @@ from __future__ import annotations
 import codecs
 import io
 import logging
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -186,8 +187,11 @@ def _read_csv(name: str, data: bytes) -> Table:
         raise _fail(name, "empty_file", "the file is empty",
                     "export the order lines again, with a header row") from exc
     except pd.errors.ParserError as exc:
+        # the C parser names the file line, which is the spreadsheet row (header = line 1)
+        line = re.search(r"line (\d+)", str(exc))
         raise _fail(name, "malformed_rows", f"rows do not all have the same number of fields ({exc})",
-                    f"check quoting and that the delimiter {delimiter!r} is not inside unquoted text") from exc
+                    f"check quoting and that the delimiter {delimiter!r} is not inside unquoted text",
+                    rows=(int(line.group(1)),) if line else ()) from exc
     frame.columns = [str(c).strip() for c in frame.columns]
     table = _with_row_index(name, frame)
     decimal_comma = delimiter == ";" and _has_decimal_comma(table.frame)
@@ -225,7 +229,8 @@ def _with_row_index(name: str, frame: pd.DataFrame) -> Table:
 
 def _read_xlsx(name: str, data: bytes, sheet: str | None) -> Table:
     """The sheet that looks like order lines (or the first with data)."""
-    from engine.data.mapping import detect_kind
+    from engine.columns import ORDER_LINE_COLUMNS
+    from engine.data.mapping import detect_mapping
 
     try:
         sheets = pd.read_excel(io.BytesIO(data), sheet_name=None, dtype=str, engine="openpyxl")
@@ -242,8 +247,10 @@ def _read_xlsx(name: str, data: bytes, sheet: str | None) -> Table:
         raise _fail(name, "no_rows", f"no sheet has data rows (sheets: {list(sheets)})",
                     "put the order lines on a sheet with a header row")
     else:
-        order_sheets = [k for k, v in filled.items() if detect_kind(v.columns) == "order_lines"]
-        chosen = order_sheets[0] if order_sheets else next(iter(filled))
+        # the sheet with the most order-line columns; ties (e.g. none) go to the first
+        found = {k: len(set(detect_mapping(v.columns, kind="order_lines").values())
+                        & set(ORDER_LINE_COLUMNS)) for k, v in filled.items()}
+        chosen = max(found, key=lambda k: (found[k], -list(filled).index(k)))
     warnings = ()
     ignored = [k for k in sheets if k != chosen]
     if ignored:
