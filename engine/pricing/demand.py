@@ -1,0 +1,353 @@
+"""Lognormal willingness to pay per segment and product, calibrated on the data.
+
+Model (DESIGN.md "Demand and prices"): a visitor of segment s who is in the
+market for product i values it at w = exp(mu_si + sigma_i * eps), eps ~ N(0, 1),
+and buys it when w >= price. The take rate at price p is
+t(p) = 1 − Φ((ln p − mu_si) / sigma_i).
+
+**sigma from price variation.** The same product is sold at reduced prices in
+some weeks. For each product the weekly purchase rate (orders per week, from
+weeks with a sale, corrected for the missing zero-sale weeks as a zero-truncated
+Poisson, pooled over the products ever on promotion) at each discount d is
+divided by the rate at the list price. These lifts follow R(d) = S(z + ln(1 − d)/sigma) / S(z) with
+S = 1 − Φ and z = (ln list − mu)/sigma; a two-parameter least-squares fit gives
+sigma and the typical take rate at list price 1 − Φ(z). With fewer than
+``min_price_weeks`` reduced-price product-weeks the data says too little and
+sigma comes from the analyst's elasticity instead.
+
+**sigma from an elasticity.** The own-price elasticity of t at the list price is
+e = φ(z) / (sigma · (1 − Φ(z))), so sigma = φ(z0) / ((1 − Φ(z0)) · e) at the
+reference take rate t0 = 1 − Φ(z0) (0.5: sigma = 0.798 / e).
+
+**mu from purchase shares.** The purchase share of product i in segment s is
+the share of the segment's visits (customer-weeks with an order) that include
+i, shrunk towards the all-customer share with ``share_shrinkage`` pseudo-visits.
+Not every visitor is in the market for every product, so shares are far below
+take rates; the take rate at list price of (s, i) is the pooled take rate
+times the segment's relative share, t_si = t̄ · (share_si / share_i)^γ, clipped.
+A segment buys a product more often both because more of its visitors look at
+it and because they value it more; γ (``share_weight``, default 0.5) is the
+part put down to value, an assumption the data cannot separate. Then
+mu_si = ln(list_i) − sigma_i · Φ⁻¹(1 − t_si).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+import pandas as pd
+from scipy.optimize import brentq, least_squares
+from scipy.stats import norm
+
+from engine import columns as C
+from engine.data.dataset import Dataset
+from engine.pricing.simulate import Market
+
+log = logging.getLogger(__name__)
+
+FROM_DATA = "price variation in the data"
+FROM_ELASTICITY = "analyst elasticity setting"
+COST_FROM_DATA = "cost in the catalogue"
+COST_ASSUMED = "assumed cost share"
+
+
+@dataclass(frozen=True)
+class DemandConfig:
+    """Calibration settings.
+
+    elasticity : analyst's own-price elasticity at list price (magnitude),
+        used when the data has too little price variation (or ``force_elasticity``).
+    reference_take_rate : take rate at list price assumed with the elasticity.
+    min_price_weeks : reduced-price product-weeks needed to trust the data.
+    share_shrinkage : pseudo-visits pulling a segment's share to the overall share.
+    share_weight : part of a segment's log relative share put down to willingness
+        to pay (the rest to interest: which products its visitors look at).
+    synergy_per_log_lift, synergy_cap, synergy : bundle synergy =
+        min(cap, per_log_lift · mean positive log lift), or ``synergy`` if set.
+    cost_share : cost as a share of list price where the catalogue has no cost.
+    """
+
+    elasticity: float = 2.0
+    force_elasticity: bool = False
+    reference_take_rate: float = 0.5
+    min_price_weeks: int = 30
+    share_shrinkage: float = 20.0
+    share_weight: float = 0.5
+    synergy_per_log_lift: float = 0.1
+    synergy_cap: float = 0.3
+    synergy: float | None = None
+    cost_share: float = 0.6
+    take_rate_bounds: tuple[float, float] = (0.02, 0.98)
+
+    def __post_init__(self) -> None:
+        if self.elasticity <= 0:
+            raise ValueError(f"elasticity must be > 0, got {self.elasticity}")
+        if not 0 < self.reference_take_rate < 1:
+            raise ValueError(f"reference_take_rate must be in (0, 1), got {self.reference_take_rate}")
+        if not 0 <= self.cost_share < 1:
+            raise ValueError(f"cost_share must be in [0, 1), got {self.cost_share}")
+        if self.synergy_cap < 0 or (self.synergy is not None and self.synergy < 0):
+            raise ValueError("synergy and synergy_cap must be >= 0")
+
+
+@dataclass(frozen=True)
+class DemandModel:
+    """Calibrated willingness to pay.
+
+    mu, take_rate : (S, P); sigma, list_price, cost : (P,);
+    segment_size : (S,) customers per segment (each sees its offers once a period);
+    sigma_source, cost_source : (P,) where each value came from.
+    """
+
+    mu: np.ndarray
+    sigma: np.ndarray
+    take_rate: np.ndarray
+    list_price: np.ndarray
+    cost: np.ndarray
+    segment_size: np.ndarray
+    sigma_source: np.ndarray
+    cost_source: np.ndarray
+
+    @property
+    def n_segments(self) -> int:
+        return int(self.mu.shape[0])
+
+    @property
+    def n_products(self) -> int:
+        return int(self.mu.shape[1])
+
+    def market(self, mix: Sequence[float] | None = None, visitors: float | None = None) -> Market:
+        """The simulator's market; ``mix``/``visitors`` override the segment sizes."""
+        m = Market(self.mu, self.sigma, self.list_price, self.cost, self.segment_size.astype(float))
+        if mix is None:
+            return m
+        return m.with_segment_mix(mix, self.segment_size.sum() if visitors is None else visitors)
+
+    def with_take_rate(self, take_rate: np.ndarray) -> DemandModel:
+        lo, hi = 1e-4, 1 - 1e-4
+        t = np.clip(take_rate, lo, hi)
+        mu = np.log(self.list_price)[None, :] - self.sigma[None, :] * norm.ppf(1 - t)
+        return replace(self, mu=mu, take_rate=t)
+
+    def with_elasticity(self, elasticity: float, reference_take_rate: float = 0.5) -> DemandModel:
+        """Same take rates at list price, sigma from the analyst's elasticity."""
+        sigma = np.full(self.n_products, sigma_from_elasticity(elasticity, reference_take_rate))
+        src = np.full(self.n_products, FROM_ELASTICITY, dtype=object)
+        return replace(self, sigma=sigma, sigma_source=src).with_take_rate(self.take_rate)
+
+    def for_month(self, index: np.ndarray) -> DemandModel:
+        """Demand in a month with seasonal index ``index`` (P,) per product (mean 1)."""
+        return self.with_take_rate(self.take_rate * np.asarray(index, float)[None, :])
+
+    def sources(self, product_ids: Sequence | None = None) -> pd.DataFrame:
+        """Per product: sigma and cost and where each came from (for the page)."""
+        out = pd.DataFrame(
+            {
+                "sigma": self.sigma,
+                "sigma_source": self.sigma_source,
+                "cost": self.cost,
+                "cost_source": self.cost_source,
+            }
+        )
+        if product_ids is not None:
+            out.insert(0, C.PRODUCT_ID, list(product_ids))
+        return out
+
+
+def sigma_from_elasticity(elasticity: float, reference_take_rate: float = 0.5) -> float:
+    """sigma giving own-price elasticity ``elasticity`` at the reference take rate."""
+    z0 = norm.ppf(1 - reference_take_rate)
+    return float(norm.pdf(z0) / (norm.sf(z0) * elasticity))
+
+
+def elasticity_from_sigma(sigma: float, take_rate: float = 0.5) -> float:
+    z = norm.ppf(1 - take_rate)
+    return float(norm.pdf(z) / (norm.sf(z) * sigma))
+
+
+def _weekly_rates(dataset: Dataset) -> pd.DataFrame:
+    """Per product, week and discount bucket: weeks seen and orders per week."""
+    lines = dataset.lines
+    week = lines[C.TIMESTAMP].dt.to_period("W").astype(str)
+    lst = dataset.products[C.PRICE].to_numpy(float)[lines[C.PRODUCT_IDX].to_numpy()]
+    pw = pd.DataFrame(
+        {
+            "p": lines[C.PRODUCT_IDX].to_numpy(),
+            "week": week.to_numpy(),
+            "order": lines[C.ORDER_ID].to_numpy(),
+            "paid": lines[C.UNIT_PRICE].to_numpy(float),
+            "list": lst,
+        }
+    )
+    g = pw.groupby(["p", "week"]).agg(
+        orders=("order", "nunique"), paid=("paid", "median"), list=("list", "first")
+    )
+    # promotions come in 5 % steps; above list counts as list
+    g["discount"] = (np.clip(1 - g["paid"] / g["list"], 0, 0.9) / 0.05).round() * 0.05
+    return g.reset_index()
+
+
+def _truncated_poisson_rate(mean_given_positive: float) -> float:
+    """lambda with E[N | N > 0] = m for N ~ Poisson(lambda) (weeks without sales are unseen)."""
+    m = max(mean_given_positive, 1.0 + 1e-3)
+    return brentq(lambda lam: lam / -np.expm1(-lam) - m, 1e-6, 1e3)
+
+
+def estimate_price_response(dataset: Dataset, min_price_weeks: int = 30) -> dict | None:
+    """Pooled (sigma, take rate at list) from promotions, or None if too few.
+
+    Returns dict(sigma, take_rate, n_reduced_weeks, lifts) where ``lifts`` is the
+    per-discount pooled rate ratio (and weeks) the fit used.
+    """
+    g = _weekly_rates(dataset)
+    # only products seen on promotion, so list and reduced weeks mix the same products
+    g = g[g["p"].isin(g.loc[g["discount"] > 0, "p"].unique())]
+    n_reduced = int((g["discount"] > 0).sum())
+    if n_reduced < min_price_weeks:
+        return None
+    # pooled per discount level: orders per week with a sale -> Poisson rate
+    pooled = g.groupby("discount").agg(mean=("orders", "mean"), weeks=("orders", "size"))
+    rate = pooled["mean"].map(_truncated_poisson_rate)
+    lifts = pd.DataFrame({"lift": rate / rate.loc[0.0], "weeks": pooled["weeks"]}).drop(index=0.0)
+    d = lifts.index.to_numpy(float)
+    obs, w = lifts["lift"].to_numpy(), np.sqrt(lifts["weeks"].to_numpy())
+
+    def resid(x):
+        z, sigma = x
+        pred = norm.sf(z + np.log1p(-d) / sigma) / norm.sf(z)
+        return w * (np.log(pred) - np.log(obs))
+
+    fit = least_squares(resid, x0=[0.0, 0.5], bounds=([-2.0, 0.05], [2.0, 2.0]))
+    if not fit.success:
+        log.warning("price response fit failed: %s", fit.message)
+        return None
+    z, sigma = fit.x
+    return {
+        "sigma": float(sigma),
+        "take_rate": float(norm.sf(z)),
+        "n_reduced_weeks": n_reduced,
+        "lifts": lifts.reset_index(),
+    }
+
+
+def purchase_shares(
+    dataset: Dataset, segment_labels: np.ndarray, shrinkage: float = 20.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """(S × P shrunk share of segment visits including each product, (P,) overall share)."""
+    lines = dataset.lines
+    labels = np.asarray(segment_labels)
+    if labels.shape != (dataset.n_customers,):
+        raise ValueError(
+            f"segment_labels has shape {labels.shape}, expected ({dataset.n_customers},)"
+        )
+    n_seg = int(labels.max()) + 1
+    week = lines[C.TIMESTAMP].dt.to_period("W").astype(str).to_numpy()
+    cust = lines[C.CUSTOMER_IDX].to_numpy()
+    visits = pd.DataFrame({"c": cust, "w": week}).drop_duplicates()
+    n_visits = np.bincount(labels[visits["c"].to_numpy()], minlength=n_seg).astype(float)
+    buys = pd.DataFrame({"c": cust, "w": week, "p": lines[C.PRODUCT_IDX].to_numpy()})
+    buys = buys.drop_duplicates()
+    counts = np.zeros((n_seg, dataset.n_products))
+    np.add.at(counts, (labels[buys["c"].to_numpy()], buys["p"].to_numpy()), 1.0)
+    overall = (counts.sum(0) + 0.5) / (n_visits.sum() + 1.0)
+    share = (counts + shrinkage * overall[None, :]) / (n_visits[:, None] + shrinkage)
+    return share, overall
+
+
+def calibrate_demand(
+    dataset: Dataset, segment_labels: np.ndarray, config: DemandConfig | None = None
+) -> DemandModel:
+    """Demand model whose take rates at list price match the data's purchase shares."""
+    config = config or DemandConfig()
+    n_p = dataset.n_products
+    response = None if config.force_elasticity else estimate_price_response(
+        dataset, config.min_price_weeks
+    )
+    if response is None:
+        sigma = np.full(n_p, sigma_from_elasticity(config.elasticity, config.reference_take_rate))
+        sigma_source = np.full(n_p, FROM_ELASTICITY, dtype=object)
+        base_take = config.reference_take_rate
+    else:
+        sigma = np.full(n_p, response["sigma"])
+        sigma_source = np.full(n_p, FROM_DATA, dtype=object)
+        base_take = response["take_rate"]
+        log.info(
+            "price response from %d reduced-price product-weeks: sigma %.3f, take rate %.2f",
+            response["n_reduced_weeks"], response["sigma"], base_take,
+        )
+    share, overall = purchase_shares(dataset, segment_labels, config.share_shrinkage)
+    lo, hi = config.take_rate_bounds
+    take = np.clip(base_take * (share / overall[None, :]) ** config.share_weight, lo, hi)
+    list_price = dataset.products[C.PRICE].to_numpy(float)
+    cost = dataset.products[C.COST].to_numpy(float)
+    known = np.isfinite(cost)
+    cost = np.where(known, cost, list_price * config.cost_share)
+    sizes = np.bincount(np.asarray(segment_labels), minlength=share.shape[0]).astype(float)
+    model = DemandModel(
+        mu=np.zeros_like(share),
+        sigma=sigma,
+        take_rate=take,
+        list_price=list_price,
+        cost=cost,
+        segment_size=sizes,
+        sigma_source=sigma_source,
+        cost_source=np.where(known, COST_FROM_DATA, COST_ASSUMED).astype(object),
+    )
+    return model.with_take_rate(take)
+
+
+def bundle_synergy(
+    lift: Sequence[np.ndarray] | None, config: DemandConfig, n_bundles: int | None = None
+) -> np.ndarray:
+    """Synergy per bundle from its pairwise lift blocks (``stats.lift_block(b, b)``).
+
+    synergy = min(cap, per_log_lift · mean over pairs of max(0, ln lift)); the
+    analyst's ``config.synergy`` overrides it.
+    """
+    if config.synergy is not None:
+        n = n_bundles if n_bundles is not None else len(lift or ())
+        return np.full(n, config.synergy)
+    out = []
+    for block in lift or ():
+        block = np.asarray(block, float)
+        iu = np.triu_indices(block.shape[0], k=1)
+        pos = np.maximum(np.log(block[iu]), 0.0) if len(iu[0]) else np.zeros(1)
+        out.append(min(config.synergy_cap, config.synergy_per_log_lift * float(pos.mean())))
+    return np.asarray(out)
+
+
+def seasonal_index(dataset: Dataset, prior_orders: float = 5.0) -> pd.DataFrame:
+    """Monthly demand index per category (rows) and month 1..12 (columns), mean 1.
+
+    Orders per category and month over the mean month, shrunk towards 1 with
+    ``prior_orders`` pseudo-orders per month; months without data are 1.
+    """
+    lines = dataset.lines
+    cat = dataset.products[C.CATEGORY].to_numpy(object)[lines[C.PRODUCT_IDX].to_numpy()]
+    frame = pd.DataFrame(
+        {"category": cat, "month": lines[C.TIMESTAMP].dt.month.to_numpy(), "o": lines[C.ORDER_ID]}
+    )
+    counts = (
+        frame.drop_duplicates()
+        .groupby(["category", "month"])
+        .size()
+        .unstack(fill_value=0)
+        .reindex(columns=range(1, 13), fill_value=0)
+        .astype(float)
+    )
+    seen = counts.gt(0).any(axis=0)  # months covered by the data at all
+    mean = counts.loc[:, seen].mean(axis=1)
+    index = (counts.add(prior_orders)).div(mean + prior_orders, axis=0)
+    index.loc[:, ~seen] = 1.0
+    index = index.div(index.mean(axis=1), axis=0)
+    index.columns.name = "month"
+    return index
+
+
+def month_index(dataset: Dataset, index: pd.DataFrame, month: int) -> np.ndarray:
+    """(P,) seasonal index of each product's category for ``month`` (1 where unknown)."""
+    cats = dataset.products[C.CATEGORY]
+    return cats.map(index[month]).fillna(1.0).to_numpy(float)

@@ -1,0 +1,138 @@
+"""Demand calibration on the sample market, checked against its ground truth."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.stats import norm
+
+from engine.data.dataset import Dataset
+from engine.pricing import Market, PricingConfig, evaluate, optimise_prices, prepare_choices
+from engine.pricing.demand import (
+    FROM_DATA,
+    FROM_ELASTICITY,
+    DemandConfig,
+    bundle_synergy,
+    calibrate_demand,
+    elasticity_from_sigma,
+    month_index,
+    seasonal_index,
+    sigma_from_elasticity,
+)
+from engine.sample_market import true_segment_labels, wtp_parameters
+
+
+@pytest.fixture(scope="module")
+def sample(sample_dir):
+    # the plain clean of sample_data/README.md (the importer does the same and more)
+    lines = pd.read_csv(
+        sample_dir / "order_lines.csv", dtype={"customer_id": str, "order_id": str}
+    )
+    keep = (
+        (lines["quantity"] > 0)
+        & ~lines["order_id"].str.startswith("C")
+        & (lines["product_id"] != "POST")
+        & lines["customer_id"].notna()
+    )
+    products = pd.read_csv(sample_dir / "products.csv")
+    dataset = Dataset.from_frames(lines[keep], products)
+    truth = json.loads((sample_dir / "ground_truth.json").read_text())
+    labels = true_segment_labels(truth, dataset.customer_ids)
+    return dataset, truth, labels
+
+
+def test_elasticity_sigma_mapping_round_trips():
+    assert sigma_from_elasticity(2.0) == pytest.approx(norm.pdf(0) / 0.5 / 2.0)
+    for e in (0.5, 1.5, 4.0):
+        assert elasticity_from_sigma(sigma_from_elasticity(e, 0.3), 0.3) == pytest.approx(e)
+
+
+def test_calibration_matches_take_rates_and_names_sources(sample):
+    dataset, truth, labels = sample
+    model = calibrate_demand(dataset, labels)
+    # sigma from the promotions in the data, in the range the generator used
+    assert (model.sigma_source == FROM_DATA).all()
+    assert 0.25 <= model.sigma[0] <= 0.8
+    # by construction, the calibrated take rate at list price is reproduced
+    t = norm.sf((np.log(model.list_price)[None, :] - model.mu) / model.sigma[None, :])
+    np.testing.assert_allclose(t, model.take_rate, atol=1e-9)
+    # segments that value a product more get a higher calibrated take rate
+    true_take = np.asarray(truth["wtp"]["take_rate_at_list_price"])
+    assert np.corrcoef(true_take.ravel(), model.take_rate.ravel())[0, 1] > 0.6
+    # without price variation (forced) the elasticity setting is used and named
+    forced = calibrate_demand(dataset, labels, DemandConfig(force_elasticity=True, elasticity=3.0))
+    assert (forced.sigma_source == FROM_ELASTICITY).all()
+    assert forced.sigma[0] == pytest.approx(sigma_from_elasticity(3.0))
+
+
+def _planted_bundles(truth, dataset):
+    names = truth["wtp"]["segments"]
+    bundles, segments = [], []
+    for group in truth["planted_pairs"] + truth["planted_triples"]:
+        idx = tuple(dataset.product_index(group["products"]).tolist())
+        for seg in group["segments"]:
+            bundles.append(idx)
+            segments.append(names.index(seg))
+    return bundles, segments
+
+
+def test_estimated_prices_earn_95pct_of_true_wtp_prices(sample):
+    dataset, truth, labels = sample
+    mu, sigma, sizes = wtp_parameters(truth)
+    true_market = Market(
+        mu, sigma, dataset.products["price"].to_numpy(float),
+        dataset.products["cost"].to_numpy(float), sizes.astype(float),
+    )
+    est_market = calibrate_demand(dataset, labels).market()
+    bundles, segments = _planted_bundles(truth, dataset)
+    cfg = PricingConfig(max_discount=0.4, margin_floor=0.05, n_customers=20_000, seed=1)
+
+    def prices(market):
+        choices = prepare_choices(market, bundles, segments, n_customers=cfg.n_customers, seed=1)
+        return np.array([r.price for r in optimise_prices(choices, cfg)])
+
+    # both evaluated in the true market, on fresh draws
+    judge = prepare_choices(true_market, bundles, segments, n_customers=50_000, seed=99)
+    est = evaluate(judge, prices(est_market)).totals["profit"].iloc[0]
+    best = evaluate(judge, prices(true_market)).totals["profit"].iloc[0]
+    print(f"profit with estimated prices / true-WTP prices: {est / best:.4f}")
+    assert est >= 0.95 * best, (est, best)
+
+
+def test_seasonal_index_follows_the_planted_seasons(sample):
+    dataset, truth, _ = sample
+    index = seasonal_index(dataset)
+    assert index.shape[1] == 12
+    np.testing.assert_allclose(index.mean(axis=1), 1.0)
+    # Garden peaks in spring, Kids Toys in December in the generator
+    assert index.loc["Garden"].idxmax() in (4, 5)
+    assert index.loc["Kids Toys"].idxmax() == 12
+    per_product = month_index(dataset, index, 12)
+    toys = (dataset.products["category"] == "Kids Toys").to_numpy()
+    assert per_product[toys].min() > 1.5
+
+
+def test_month_scales_take_rates(sample):
+    dataset, _, labels = sample
+    model = calibrate_demand(dataset, labels)
+    idx = month_index(dataset, seasonal_index(dataset), 12)
+    dec = model.for_month(idx)
+    toys = (dataset.products["category"] == "Kids Toys").to_numpy()
+    assert (dec.take_rate[:, toys] >= model.take_rate[:, toys]).all()
+    assert (dec.mu[:, toys] > model.mu[:, toys]).mean() > 0.9
+
+
+def test_synergy_grows_with_lift_and_is_capped():
+    cfg = DemandConfig(synergy_per_log_lift=0.1, synergy_cap=0.2)
+    weak = np.array([[1.0, 1.1], [1.1, 1.0]])
+    strong = np.array([[1.0, 5.0], [5.0, 1.0]])
+    huge = np.array([[1.0, 1e6], [1e6, 1.0]])
+    subst = np.array([[1.0, 0.3], [0.3, 1.0]])
+    syn = bundle_synergy([weak, strong, huge, subst], cfg)
+    assert syn[0] == pytest.approx(0.1 * np.log(1.1))
+    assert syn[1] == pytest.approx(0.1 * np.log(5.0))
+    assert syn[2] == 0.2 and syn[3] == 0.0
+    assert (bundle_synergy([weak], DemandConfig(synergy=0.15)) == 0.15).all()
