@@ -44,5 +44,6 @@ def sidebar() -> None:
         st.caption(f"Loaded {ws.entry(current)['created']} · workspace `{ws.root}`")
 
 
+page = st.navigation(PAGES)
 sidebar()
-st.navigation(PAGES).run()
+page.run()

@@ -313,7 +313,7 @@ def set_aside_figure(report: dict) -> go.Figure:
     counts = pd.Series(report.get("set_aside") or {}, dtype=float)
     counts = counts[counts > 0].sort_values(ascending=True)
     fig = go.Figure(go.Bar(
-        x=counts.to_numpy(), y=[str(r).replace("_", " ") for r in counts.index],
+        x=counts.astype(int).tolist(), y=[str(r).replace("_", " ") for r in counts.index],
         orientation="h", marker_color=SECOND, text=[f"{v:,.0f}" for v in counts],
         textposition="auto",
     ))
