@@ -1,0 +1,199 @@
+"""The recommended price list and per-customer offers as CSV, XLSX and JSON.
+
+Bytes are deterministic: fixed column order, rows sorted, explicit rounding and
+float format, fixed workbook properties. Text cells a spreadsheet could run as
+a formula (starting with = + - @, tab or carriage return) get a leading single
+quote in CSV and XLSX; XLSX is also written with ``strings_to_formulas=False``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import io
+import json
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from engine import columns as C
+from engine.data.dataset import Dataset
+from engine.pricing.optimise import PriceResult
+from engine.pricing.simulate import SimulationResult
+
+log = logging.getLogger(__name__)
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+OFFER_COLUMNS = (C.CUSTOMER_ID, C.SEGMENT, "offered_bundle_ids")
+_MONEY = ("list_total", "bundle_price", "expected_revenue", "expected_profit")
+_PCT = ("discount_pct", "margin_pct")
+_FIXED_TIME = dt.datetime(2000, 1, 1)
+
+
+def escape_cell(value):
+    """Prefix a text cell that a spreadsheet would read as a formula with a quote."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def escape_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    out = frame.copy()
+    for col in out.columns:
+        if out[col].dtype == object or pd.api.types.is_string_dtype(out[col]):
+            out[col] = out[col].map(escape_cell).astype(object)
+    return out
+
+
+def _reason(result: PriceResult, discount_pct: float) -> str:
+    bound = {
+        "list_total": "held at the list total: a discount would lose more margin than it wins",
+        "max_discount": "at the largest discount allowed",
+        "margin_floor": "at the margin floor",
+        "segment_spread": "moved to keep segment prices within the allowed spread",
+        "none": "maximises expected profit",
+    }.get(result.binding, result.binding)
+    text = f"{discount_pct:.1f}% off the list total {bound}"
+    if not result.converged:
+        text = f"WARNING: {result.message}. " + text
+    return text + "."
+
+
+def price_list(
+    dataset: Dataset,
+    bundles: Sequence[Sequence[int]],
+    results: Sequence[PriceResult],
+    simulation: SimulationResult,
+    bundle_ids: Sequence[str] | None = None,
+    segment_names: Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """One row per (bundle, segment) with columns ``PRICE_LIST_COLUMNS``.
+
+    ``simulation`` must be evaluated at the results' prices (same bundle order).
+    """
+    if not len(bundles) == len(results) == len(simulation.per_bundle):
+        raise ValueError(
+            f"{len(bundles)} bundles, {len(results)} results and "
+            f"{len(simulation.per_bundle)} simulated rows must match"
+        )
+    ids = dataset.products[C.PRODUCT_ID].astype(str).to_numpy()
+    names = dataset.products[C.NAME].astype(str).to_numpy()
+    sim = simulation.per_bundle
+    rows = []
+    for b, (items, res) in enumerate(zip(bundles, results, strict=True)):
+        items = list(items)
+        list_total = float(dataset.products[C.PRICE].to_numpy(float)[items].sum())
+        discount = 100.0 * (1.0 - res.price / list_total) if list_total > 0 else 0.0
+        revenue, profit = float(sim["revenue"].iat[b]), float(sim["profit"].iat[b])
+        seg = segment_names[res.segment] if segment_names is not None else str(res.segment)
+        rows.append(
+            {
+                "bundle_id": bundle_ids[b] if bundle_ids is not None else f"B{b + 1:04d}",
+                "segment": seg,
+                "product_ids": "|".join(ids[items]),
+                "product_names": "|".join(names[items]),
+                "list_total": round(list_total, 2),
+                "bundle_price": round(res.price, 2),
+                "discount_pct": round(discount, 2),
+                "expected_take_rate": round(float(sim["take_rate"].iat[b]), 4),
+                "expected_units": round(float(sim["units"].iat[b]), 2),
+                "expected_revenue": round(revenue, 2),
+                "expected_profit": round(profit, 2),
+                "margin_pct": round(100.0 * profit / revenue, 2) if revenue > 0 else 0.0,
+                "reason": _reason(res, discount),
+            }
+        )
+    frame = pd.DataFrame(rows, columns=list(C.PRICE_LIST_COLUMNS))
+    return _sorted(frame, ["bundle_id", "segment"])
+
+
+def _sorted(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    return frame.sort_values(keys, kind="stable").reset_index(drop=True)
+
+
+def pseudonym(salt: str) -> Callable[[str], str]:
+    """A salted SHA-256 pseudonym (12 hex digits); same salt, same pseudonym."""
+
+    def f(customer_id: str) -> str:
+        return "X" + hashlib.sha256(f"{salt}:{customer_id}".encode()).hexdigest()[:12]
+
+    return f
+
+
+def offer_list(
+    customer_ids: Sequence[str],
+    segment_labels: np.ndarray,
+    offers_by_segment: Mapping[int, Sequence[str]],
+    segment_names: Sequence[str] | None = None,
+    pseudonymise: Callable[[str], str] | None = None,
+) -> pd.DataFrame:
+    """Per customer: segment and the offered bundle ids joined with "|".
+
+    Customer ids are the shop's own unless ``pseudonymise`` (e.g.
+    ``pseudonym(salt)``) is given; anything written to disk should use it.
+    """
+    labels = np.asarray(segment_labels)
+    if len(labels) != len(customer_ids):
+        raise ValueError(f"{len(customer_ids)} customers but {len(labels)} segment labels")
+    ids = [str(c) for c in customer_ids]
+    if pseudonymise is not None:
+        ids = [pseudonymise(c) for c in ids]
+    frame = pd.DataFrame(
+        {
+            C.CUSTOMER_ID: ids,
+            C.SEGMENT: [segment_names[s] if segment_names else str(s) for s in labels],
+            "offered_bundle_ids": ["|".join(sorted(offers_by_segment.get(int(s), ()))) for s in labels],
+        },
+        columns=list(OFFER_COLUMNS),
+    ).astype(object)
+    return _sorted(frame, [C.CUSTOMER_ID])
+
+
+def to_csv_bytes(frame: pd.DataFrame) -> bytes:
+    """UTF-8 CSV, formula cells escaped, floats with up to 10 significant digits."""
+    buf = io.StringIO()
+    escape_frame(frame).to_csv(buf, index=False, float_format="%.10g", lineterminator="\n")
+    return buf.getvalue().encode("utf-8")
+
+
+def to_json_bytes(frame: pd.DataFrame) -> bytes:
+    """JSON list of records in column order (values as in the frame, unescaped)."""
+    records = [
+        {k: (v.item() if isinstance(v, np.generic) else v) for k, v in row.items()}
+        for row in frame.to_dict(orient="records")
+    ]
+    return (json.dumps(records, indent=1, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def to_xlsx_bytes(frame: pd.DataFrame, sheet_name: str = "price list") -> bytes:
+    """An Excel workbook: bold header, frozen top row, widths and number formats."""
+    buf = io.BytesIO()
+    options = {"strings_to_formulas": False, "strings_to_urls": False}
+    with pd.ExcelWriter(buf, engine="xlsxwriter", engine_kwargs={"options": options}) as xl:
+        escape_frame(frame).to_excel(xl, sheet_name=sheet_name, index=False)
+        book, sheet = xl.book, xl.sheets[sheet_name]
+        book.set_properties({"created": _FIXED_TIME})
+        money = book.add_format({"num_format": "#,##0.00"})
+        pct = book.add_format({"num_format": "0.00"})
+        rate = book.add_format({"num_format": "0.0000"})
+        for k, col in enumerate(frame.columns):
+            width = int(min(60, max(len(col), frame[col].astype(str).str.len().max() or 0) + 2))
+            fmt = money if col in _MONEY else pct if col in _PCT else None
+            fmt = rate if col == "expected_take_rate" else fmt
+            sheet.set_column(k, k, width, fmt)
+        sheet.freeze_panes(1, 0)
+    return buf.getvalue()
+
+
+def write(frame: pd.DataFrame, path: str | Path) -> Path:
+    """Write by suffix: .csv, .xlsx or .json."""
+    path = Path(path)
+    writers = {".csv": to_csv_bytes, ".xlsx": to_xlsx_bytes, ".json": to_json_bytes}
+    if path.suffix.lower() not in writers:
+        raise ValueError(f"unknown export format '{path.suffix}'; use one of {sorted(writers)}")
+    path.write_bytes(writers[path.suffix.lower()](frame))
+    log.info("wrote %d rows to %s", len(frame), path)
+    return path
