@@ -1,0 +1,175 @@
+"""Re-calibrate the demand model to observed bundle sales and re-optimise.
+
+For each bundle with observations (units sold and visitors who saw it), the
+willingness to pay of its segment for its products is shifted by a common
+log-factor delta so that the simulated take rate at the observed price equals
+the observed one (found with scipy's brentq). The shift is shrunk towards 0 by
+sample size, delta · V / (V + prior_visitors), so a handful of visitors moves
+little. The bundle is then re-priced with the usual optimiser. (The
+proportional rule p_new = p_old + α(S_pred − S_actual) is not used: it raises
+a price when sales fall short.)
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+import pandas as pd
+from scipy.optimize import brentq
+
+from engine import columns as C
+from engine.errors import DataValidationError, Issue
+from engine.pricing.optimise import PricingConfig, optimise_prices
+from engine.pricing.simulate import Market, evaluate, prepare_choices
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Adjustment:
+    """``moves``: one row per observed bundle (old and new price, predicted and
+    observed take rates, the shift and a reason); ``market``: the re-calibrated market."""
+
+    moves: pd.DataFrame
+    market: Market
+
+
+def _take_rate(market, items, segment, synergy, price, n, seed) -> float:
+    choices = prepare_choices(market, [items], [segment], synergy, n, seed)
+    return float(evaluate(choices, np.array([price])).per_bundle["take_rate"].iat[0])
+
+
+def _shifted(market: Market, items, segment: int, delta: float) -> Market:
+    mu = market.mu.copy()
+    mu[segment, list(items)] += delta
+    return replace(market, mu=mu)
+
+
+def check_observed(observed: pd.DataFrame, bundle_ids: Sequence[str]) -> None:
+    """Raise DataValidationError listing every problem of the observed results."""
+    issues = []
+    missing = [c for c in C.OBSERVED_COLUMNS if c not in observed]
+    if missing:
+        issues.append(Issue(
+            "observed results", None, "required_columns",
+            f"observed results miss columns {missing}; expected {list(C.OBSERVED_COLUMNS)}"
+            f" (+ optional '{C.VISITORS}'), found {list(observed.columns)}",
+            hint="rename the columns or map them on the Data page",
+        ))
+    if C.BUNDLE_ID in observed:
+        unknown = sorted(set(observed[C.BUNDLE_ID].astype(str)) - {str(b) for b in bundle_ids})
+        if unknown:
+            issues.append(Issue(
+                "observed results", C.BUNDLE_ID, "known_bundle",
+                f"observed bundle ids not among the priced bundles: {unknown[:5]}",
+                hint="use the bundle_id column of the exported price list",
+            ))
+    if issues:
+        raise DataValidationError(issues)
+
+
+def _aggregate(observed: pd.DataFrame, default_visitors: dict[str, float]) -> pd.DataFrame:
+    obs = observed.copy()
+    obs[C.BUNDLE_ID] = obs[C.BUNDLE_ID].astype(str)
+    if C.VISITORS not in obs:
+        obs[C.VISITORS] = np.nan
+    # without a visitor count a period's visitors are the segment's size
+    obs[C.VISITORS] = obs[C.VISITORS].fillna(obs[C.BUNDLE_ID].map(default_visitors))
+    obs["revenue"] = obs[C.PRICE] * obs[C.UNITS]
+    agg = obs.groupby(C.BUNDLE_ID).agg(
+        units=(C.UNITS, "sum"), visitors=(C.VISITORS, "sum"), revenue=("revenue", "sum"),
+        price=(C.PRICE, "mean"),
+    )
+    # the price the units were sold at on average (mean listed price if nothing sold)
+    sold = agg["units"] > 0
+    agg.loc[sold, "price"] = agg.loc[sold, "revenue"] / agg.loc[sold, "units"]
+    return agg
+
+
+def adjust_prices(
+    market: Market,
+    bundles: Sequence[Sequence[int]],
+    segments: Sequence[int],
+    bundle_ids: Sequence[str],
+    current_prices: Sequence[float],
+    observed: pd.DataFrame,
+    config: PricingConfig,
+    synergy: float | Sequence[float] = 0.0,
+    prior_visitors: float = 200.0,
+    max_shift: float = 2.0,
+) -> Adjustment:
+    """Re-calibrate to ``observed`` (bundle_id, period, price, units[, visitors]) and re-price."""
+    check_observed(observed, bundle_ids)
+    pos = {str(b): k for k, b in enumerate(bundle_ids)}
+    sizes = {b: float(market.segment_size[segments[k]]) for b, k in pos.items()}
+    agg = _aggregate(observed, sizes)
+    syn = np.broadcast_to(np.asarray(synergy, float), (len(bundles),))
+    n, seed = config.n_customers, config.seed
+    rows, new_market = [], market
+    for bundle_id, row in agg.iterrows():
+        k = pos[bundle_id]
+        items, seg = bundles[k], int(segments[k])
+        observed_rate = row["units"] / row["visitors"]
+        predicted = _take_rate(market, items, seg, syn[k], row["price"], n, seed)
+
+        def gap(delta, items=items, seg=seg, k=k, price=row["price"]):
+            shifted = _shifted(market, items, seg, delta)
+            return _take_rate(shifted, items, seg, syn[k], price, n, seed) - observed_rate
+
+        lo, hi = gap(-max_shift), gap(max_shift)
+        if lo >= 0:
+            delta = -max_shift
+        elif hi <= 0:
+            delta = max_shift
+        else:
+            delta = brentq(gap, -max_shift, max_shift, xtol=1e-4)
+        delta *= row["visitors"] / (row["visitors"] + prior_visitors)
+        new_market = _shifted(new_market, items, seg, delta)
+        rows.append(
+            {
+                C.BUNDLE_ID: bundle_id,
+                C.SEGMENT: seg,
+                "observed_price": row["price"],
+                "units": row["units"],
+                "visitors": row["visitors"],
+                "predicted_take_rate": predicted,
+                "observed_take_rate": observed_rate,
+                "wtp_shift_pct": 100 * np.expm1(delta),
+                "bundle": k,
+            }
+        )
+    moves = pd.DataFrame(rows)
+    if moves.empty:
+        return Adjustment(moves, market)
+    idx = moves["bundle"].to_numpy()
+    choices = prepare_choices(
+        new_market, [bundles[k] for k in idx], [segments[k] for k in idx], syn[idx], n, seed
+    )
+    results = optimise_prices(choices, config)
+    moves["old_price"] = np.asarray(current_prices, float)[idx]
+    moves["new_price"] = [r.price for r in results]
+    moves["converged"] = [r.converged for r in results]
+    moves["adjusted_take_rate"] = evaluate(choices, moves["observed_price"].to_numpy()).per_bundle[
+        "take_rate"
+    ].to_numpy()
+    moves["reason"] = [_reason(r) for r in moves.itertuples()]
+    return Adjustment(moves.drop(columns="bundle"), new_market)
+
+
+def _reason(m) -> str:
+    direction = "below" if m.observed_take_rate < m.predicted_take_rate else "above"
+    revised = "down" if m.wtp_shift_pct < 0 else "up"
+    move = (
+        "keeps the price"
+        if np.isclose(m.new_price, m.old_price)
+        else f"moves the price from {m.old_price:.2f} to {m.new_price:.2f}"
+    )
+    return (
+        f"Sold {m.units:g} to {m.visitors:g} visitors ({m.observed_take_rate:.1%}) at "
+        f"{m.observed_price:.2f}, {direction} the predicted {m.predicted_take_rate:.1%}: "
+        f"willingness to pay revised {revised} {abs(m.wtp_shift_pct):.1f}% "
+        f"(shrunk by sample size); re-optimising {move}."
+    )
