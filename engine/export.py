@@ -145,7 +145,9 @@ def offer_list(
         {
             C.CUSTOMER_ID: ids,
             C.SEGMENT: [segment_names[s] if segment_names else str(s) for s in labels],
-            "offered_bundle_ids": ["|".join(sorted(offers_by_segment.get(int(s), ()))) for s in labels],
+            "offered_bundle_ids": [
+                "|".join(sorted(offers_by_segment.get(int(s), ()))) for s in labels
+            ],
         },
         columns=list(OFFER_COLUMNS),
     ).astype(object)

@@ -54,8 +54,9 @@ def priced():
     dataset = Dataset.from_frames(lines, products)
     price = dataset.products[C.PRICE].to_numpy(float)
     cost = np.nan_to_num(dataset.products[C.COST].to_numpy(float), nan=7.0)
-    market = Market(np.log(price)[None, :].repeat(2, 0), np.full(6, 0.4), price, cost,
-                    np.array([100.0, 50.0]))
+    market = Market(
+        np.log(price)[None, :].repeat(2, 0), np.full(6, 0.4), price, cost, np.array([100.0, 50.0])
+    )
     bundles = [(0, 1), (2, 3, 4), (0, 5)]
     cfg = PricingConfig(n_customers=2000)
     choices = prepare_choices(market, bundles, [0, 1, 1], n_customers=2000)

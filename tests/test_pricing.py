@@ -35,11 +35,15 @@ def test_single_product_matches_closed_form_optimum():
         cost=np.array([cost]),
         segment_size=np.array([1.0]),
     )
-    foc = lambda p: norm.sf((np.log(p) - mu) / sigma) - (p - cost) * norm.pdf(  # noqa: E731
-        (np.log(p) - mu) / sigma
-    ) / (sigma * p)
+
+    def foc(p):  # d/dp of (p - c) * S(p) = 0
+        z = (np.log(p) - mu) / sigma
+        return norm.sf(z) - (p - cost) * norm.pdf(z) / (sigma * p)
+
     p_star = brentq(foc, cost + 1e-6, 200.0)
-    cfg = PricingConfig(max_discount=0.999, margin_floor=0.0, price_ending=None, n_customers=100_000)
+    cfg = PricingConfig(
+        max_discount=0.999, margin_floor=0.0, price_ending=None, n_customers=100_000
+    )
     choices = prepare_choices(market, [(0,)], [0], n_customers=cfg.n_customers, seed=1)
     (res,) = optimise_prices(choices, cfg)
     assert res.converged, res.message
@@ -47,7 +51,9 @@ def test_single_product_matches_closed_form_optimum():
     assert _closed_form_profit(res.price, mu, sigma, cost) >= 0.995 * best
     # and the simulated profit at the optimum is the closed form within sampling error
     sim = evaluate(choices, np.array([res.price])).per_bundle.iloc[0]
-    assert abs(sim["profit"] - _closed_form_profit(res.price, mu, sigma, cost)) < 4 * sim["profit_se"]
+    assert (
+        abs(sim["profit"] - _closed_form_profit(res.price, mu, sigma, cost)) < 4 * sim["profit_se"]
+    )
 
 
 def _small_market(seed=0):
@@ -100,7 +106,11 @@ def test_spread_constrained_optimum_matches_joint_enumeration():
     )
     bundles = [(0, 1), (0, 1)]
     cfg = PricingConfig(
-        max_discount=0.5, margin_floor=0.0, price_ending=0.99, max_segment_spread=0.1, n_customers=2000
+        max_discount=0.5,
+        margin_floor=0.0,
+        price_ending=0.99,
+        max_segment_spread=0.1,
+        n_customers=2000,
     )
     choices = prepare_choices(market, bundles, [0, 1], n_customers=2000, seed=2)
     results = optimise_prices(choices, cfg, groups=segment_groups(bundles))
@@ -135,8 +145,9 @@ def test_simulation_outputs_are_consistent():
     # units are per-visitor take rate times the segment's visitors
     np.testing.assert_allclose(list_res["units"], list_res["take_rate"] * [1000, 500])
     # same seed, same draws: identical results
-    again = evaluate(prepare_choices(market, bundles, [0, 1], n_customers=5000, seed=0),
-                     choices.list_total * 0.8).per_bundle
+    again = evaluate(
+        prepare_choices(market, bundles, [0, 1], n_customers=5000, seed=0), choices.list_total * 0.8
+    ).per_bundle
     np.testing.assert_array_equal(again["profit"], list_res["profit"])
 
 

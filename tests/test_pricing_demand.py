@@ -28,9 +28,7 @@ from engine.sample_market import true_segment_labels, wtp_parameters
 @pytest.fixture(scope="module")
 def sample(sample_dir):
     # the plain clean of sample_data/README.md (the importer does the same and more)
-    lines = pd.read_csv(
-        sample_dir / "order_lines.csv", dtype={"customer_id": str, "order_id": str}
-    )
+    lines = pd.read_csv(sample_dir / "order_lines.csv", dtype={"customer_id": str, "order_id": str})
     keep = (
         (lines["quantity"] > 0)
         & ~lines["order_id"].str.startswith("C")
@@ -83,8 +81,11 @@ def test_estimated_prices_earn_95pct_of_true_wtp_prices(sample):
     dataset, truth, labels = sample
     mu, sigma, sizes = wtp_parameters(truth)
     true_market = Market(
-        mu, sigma, dataset.products["price"].to_numpy(float),
-        dataset.products["cost"].to_numpy(float), sizes.astype(float),
+        mu,
+        sigma,
+        dataset.products["price"].to_numpy(float),
+        dataset.products["cost"].to_numpy(float),
+        sizes.astype(float),
     )
     est_market = calibrate_demand(dataset, labels).market()
     bundles, segments = _planted_bundles(truth, dataset)

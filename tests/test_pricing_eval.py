@@ -16,9 +16,10 @@ from engine.pricing.adjust import adjust_prices
 from engine.pricing.optimise import segment_groups
 
 
-def _one_product(mu=np.log(20.0), sigma=0.5, cost=8.0):
-    return Market(np.array([[mu]]), np.array([sigma]), np.array([2000.0]), np.array([cost]),
-                  np.array([1.0]))
+def _one_product(mu=3.0, sigma=0.5, cost=8.0):
+    return Market(
+        np.array([[mu]]), np.array([sigma]), np.array([2000.0]), np.array([cost]), np.array([1.0])
+    )
 
 
 def test_ab_test_matches_closed_form_and_power_formula():
@@ -32,8 +33,13 @@ def test_ab_test_matches_closed_form_and_power_formula():
     true_diff = 18 * norm.sf((np.log(18) - mu) / sigma) - 30 * norm.sf((np.log(30) - mu) / sigma)
     assert rev["difference_low"] <= true_diff <= rev["difference_high"]
     # visitors needed from the two-sample normal formula with the true variances
-    var = sum(p**2 * s * (1 - s) for p, s in
-              ((30, norm.sf((np.log(30) - mu) / sigma)), (18, norm.sf((np.log(18) - mu) / sigma))))
+    var = sum(
+        p**2 * s * (1 - s)
+        for p, s in (
+            (30, norm.sf((np.log(30) - mu) / sigma)),
+            (18, norm.sf((np.log(18) - mu) / sigma)),
+        )
+    )
     expected = (norm.ppf(0.975) + norm.ppf(0.8)) ** 2 * var / true_diff**2
     assert rev["visitors_needed"] == pytest.approx(expected, rel=0.05)
 
@@ -56,11 +62,21 @@ def test_adjustment_recovers_a_known_shift_and_lowers_the_price():
     truth = _two_product_market(shift=-0.3)  # customers value the bundle 26 % less
     bundles, segs = [(0, 1)], [0]
     old = optimise_prices(prepare_choices(model, bundles, segs, 0.0, 20_000, 0), cfg)[0].price
-    true_rate = evaluate(prepare_choices(truth, bundles, segs, 0.0, 200_000, 7),
-                         np.array([old])).per_bundle["take_rate"].iat[0]
+    true_rate = (
+        evaluate(prepare_choices(truth, bundles, segs, 0.0, 200_000, 7), np.array([old]))
+        .per_bundle["take_rate"]
+        .iat[0]
+    )
     visitors = 100_000
-    observed = pd.DataFrame({"bundle_id": ["B1"], "period": ["2025-W01"], "price": [old],
-                             "units": [round(true_rate * visitors)], "visitors": [visitors]})
+    observed = pd.DataFrame(
+        {
+            "bundle_id": ["B1"],
+            "period": ["2025-W01"],
+            "price": [old],
+            "units": [round(true_rate * visitors)],
+            "visitors": [visitors],
+        }
+    )
     adj = adjust_prices(model, bundles, segs, ["B1"], [old], observed, cfg)
     move = adj.moves.iloc[0]
     assert move["wtp_shift_pct"] == pytest.approx(100 * np.expm1(-0.3), abs=2.0)

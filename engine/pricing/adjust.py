@@ -42,6 +42,20 @@ def _take_rate(market, items, segment, synergy, price, n, seed) -> float:
     return float(evaluate(choices, np.array([price])).per_bundle["take_rate"].iat[0])
 
 
+def _matching_shift(market, items, seg, synergy, price, rate, n, seed, max_shift) -> float:
+    """Log-shift of the segment's WTP for the items that reproduces ``rate`` at ``price``."""
+
+    def gap(delta):
+        shifted = _shifted(market, items, seg, delta)
+        return _take_rate(shifted, items, seg, synergy, price, n, seed) - rate
+
+    if gap(-max_shift) >= 0:
+        return -max_shift
+    if gap(max_shift) <= 0:
+        return max_shift
+    return brentq(gap, -max_shift, max_shift, xtol=1e-4)
+
+
 def _shifted(market: Market, items, segment: int, delta: float) -> Market:
     mu = market.mu.copy()
     mu[segment, list(items)] += delta
@@ -53,20 +67,28 @@ def check_observed(observed: pd.DataFrame, bundle_ids: Sequence[str]) -> None:
     issues = []
     missing = [c for c in C.OBSERVED_COLUMNS if c not in observed]
     if missing:
-        issues.append(Issue(
-            "observed results", None, "required_columns",
-            f"observed results miss columns {missing}; expected {list(C.OBSERVED_COLUMNS)}"
-            f" (+ optional '{C.VISITORS}'), found {list(observed.columns)}",
-            hint="rename the columns or map them on the Data page",
-        ))
+        issues.append(
+            Issue(
+                "observed results",
+                None,
+                "required_columns",
+                f"observed results miss columns {missing}; expected {list(C.OBSERVED_COLUMNS)}"
+                f" (+ optional '{C.VISITORS}'), found {list(observed.columns)}",
+                hint="rename the columns or map them on the Data page",
+            )
+        )
     if C.BUNDLE_ID in observed:
         unknown = sorted(set(observed[C.BUNDLE_ID].astype(str)) - {str(b) for b in bundle_ids})
         if unknown:
-            issues.append(Issue(
-                "observed results", C.BUNDLE_ID, "known_bundle",
-                f"observed bundle ids not among the priced bundles: {unknown[:5]}",
-                hint="use the bundle_id column of the exported price list",
-            ))
+            issues.append(
+                Issue(
+                    "observed results",
+                    C.BUNDLE_ID,
+                    "known_bundle",
+                    f"observed bundle ids not among the priced bundles: {unknown[:5]}",
+                    hint="use the bundle_id column of the exported price list",
+                )
+            )
     if issues:
         raise DataValidationError(issues)
 
@@ -80,7 +102,9 @@ def _aggregate(observed: pd.DataFrame, default_visitors: dict[str, float]) -> pd
     obs[C.VISITORS] = obs[C.VISITORS].fillna(obs[C.BUNDLE_ID].map(default_visitors))
     obs["revenue"] = obs[C.PRICE] * obs[C.UNITS]
     agg = obs.groupby(C.BUNDLE_ID).agg(
-        units=(C.UNITS, "sum"), visitors=(C.VISITORS, "sum"), revenue=("revenue", "sum"),
+        units=(C.UNITS, "sum"),
+        visitors=(C.VISITORS, "sum"),
+        revenue=("revenue", "sum"),
         price=(C.PRICE, "mean"),
     )
     # the price the units were sold at on average (mean listed price if nothing sold)
@@ -115,17 +139,9 @@ def adjust_prices(
         observed_rate = row["units"] / row["visitors"]
         predicted = _take_rate(market, items, seg, syn[k], row["price"], n, seed)
 
-        def gap(delta, items=items, seg=seg, k=k, price=row["price"]):
-            shifted = _shifted(market, items, seg, delta)
-            return _take_rate(shifted, items, seg, syn[k], price, n, seed) - observed_rate
-
-        lo, hi = gap(-max_shift), gap(max_shift)
-        if lo >= 0:
-            delta = -max_shift
-        elif hi <= 0:
-            delta = max_shift
-        else:
-            delta = brentq(gap, -max_shift, max_shift, xtol=1e-4)
+        delta = _matching_shift(
+            market, items, seg, syn[k], row["price"], observed_rate, n, seed, max_shift
+        )
         delta *= row["visitors"] / (row["visitors"] + prior_visitors)
         new_market = _shifted(new_market, items, seg, delta)
         rows.append(
@@ -152,9 +168,9 @@ def adjust_prices(
     moves["old_price"] = np.asarray(current_prices, float)[idx]
     moves["new_price"] = [r.price for r in results]
     moves["converged"] = [r.converged for r in results]
-    moves["adjusted_take_rate"] = evaluate(choices, moves["observed_price"].to_numpy()).per_bundle[
-        "take_rate"
-    ].to_numpy()
+    moves["adjusted_take_rate"] = (
+        evaluate(choices, moves["observed_price"].to_numpy()).per_bundle["take_rate"].to_numpy()
+    )
     moves["reason"] = [_reason(r) for r in moves.itertuples()]
     return Adjustment(moves.drop(columns="bundle"), new_market)
 

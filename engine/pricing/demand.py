@@ -86,7 +86,9 @@ class DemandConfig:
         if self.elasticity <= 0:
             raise ValueError(f"elasticity must be > 0, got {self.elasticity}")
         if not 0 < self.reference_take_rate < 1:
-            raise ValueError(f"reference_take_rate must be in (0, 1), got {self.reference_take_rate}")
+            raise ValueError(
+                f"reference_take_rate must be in (0, 1), got {self.reference_take_rate}"
+            )
         if not 0 <= self.cost_share < 1:
             raise ValueError(f"cost_share must be in [0, 1), got {self.cost_share}")
         if self.synergy_cap < 0 or (self.synergy is not None and self.synergy < 0):
@@ -263,8 +265,10 @@ def calibrate_demand(
     """Demand model whose take rates at list price match the data's purchase shares."""
     config = config or DemandConfig()
     n_p = dataset.n_products
-    response = None if config.force_elasticity else estimate_price_response(
-        dataset, config.min_price_weeks
+    response = (
+        None
+        if config.force_elasticity
+        else estimate_price_response(dataset, config.min_price_weeks)
     )
     if response is None:
         sigma = np.full(n_p, sigma_from_elasticity(config.elasticity, config.reference_take_rate))
@@ -276,7 +280,9 @@ def calibrate_demand(
         base_take = response["take_rate"]
         log.info(
             "price response from %d reduced-price product-weeks: sigma %.3f, take rate %.2f",
-            response["n_reduced_weeks"], response["sigma"], base_take,
+            response["n_reduced_weeks"],
+            response["sigma"],
+            base_take,
         )
     share, overall = purchase_shares(dataset, segment_labels, config.share_shrinkage)
     lo, hi = config.take_rate_bounds
