@@ -248,11 +248,21 @@ def _candidates(
 
 @dataclass
 class _Pool:
-    """Finished states per segment: candidate positions, total, profit-proxy sum."""
+    """Finished states, one entry per recorded step: candidate positions
+    (S, n, k), totals (S, n), profit-proxy sums (S, n), usable (S, n)."""
 
-    sets: list[list[tuple[int, ...]]]
-    totals: list[list[float]]
-    profits: list[list[float]]
+    steps: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Pairs:
+    """Candidate-level pair matrices per segment (S, M, M), numpy."""
+
+    comp: np.ndarray
+    ok: np.ndarray
+    link: np.ndarray
+    sub: np.ndarray
+    lift: np.ndarray
 
 
 def beam_search(
@@ -272,44 +282,48 @@ def beam_search(
     uprof = inputs.unit_profit(naff, w)
     cand = _candidates(inputs, config, w.affinity * naff + w.profit * uprof, allowed, anchors)
     rows = np.arange(len(segs))[:, None]
-    pool = _search(inputs, config, cand, naff[rows, cand], uprof[rows, cand], len(anchors))
+    pairs = _pair_matrices(inputs, config, cand)
+    pool = _search(inputs, config, cand, naff[rows, cand], uprof[rows, cand], len(anchors), pairs)
     if progress:
         progress(0.8)
     bundles: list[Bundle] = []
     for i, s in enumerate(segs):
-        bundles.extend(_finish(inputs, config, int(s), cand[i], pool, i, profit_fn))
+        bundles.extend(_finish(inputs, config, int(s), cand[i], pool, i, pairs, naff[i], profit_fn))
     if progress:
         progress(1.0)
     return bundles
 
 
-def _pair_tensors(inputs: BundleInputs, config: BeamConfig, cand: np.ndarray):
-    """(S, M, M) clipped log lift, allowed-pair and complementary-link matrices."""
-    comps, oks, links = [], [], []
+def _pair_matrices(inputs: BundleInputs, config: BeamConfig, cand: np.ndarray) -> _Pairs:
+    """Clipped log lift, allowed pairs, complementary links, substitutes, lift."""
+    out = {k: [] for k in ("comp", "ok", "link", "sub", "lift")}
     for row in cand:
         comp, sub, lift = inputs.pair_terms(row, config.weights)
         ok = ~sub
         if config.one_per_category:
             cat = inputs.category[row]
             ok &= ~((cat[:, None] == cat[None, :]) & (cat[:, None] >= 0))
-        np.fill_diagonal(ok, True)
+        np.fill_diagonal(ok, False)  # a product cannot join a set twice
         link = (
             lift >= config.min_complementarity
             if config.min_complementarity is not None
             else np.ones_like(ok)
         )
-        comps.append(comp)
-        oks.append(ok)
-        links.append(link)
-    return np.stack(comps), np.stack(oks), np.stack(links)
+        for name, value in zip(out, (comp, ok, link, sub, lift), strict=True):
+            out[name].append(value)
+    return _Pairs(**{k: np.stack(v) for k, v in out.items()})
 
 
-def _search(inputs, config, cand, aff, prof, n_anchor) -> _Pool:
+def _search(inputs, config, cand, aff, prof, n_anchor, pairs: _Pairs) -> _Pool:
+    """States carry, besides their members, per-candidate running rows: the summed
+    complementarity with the members, whether every member allows the candidate,
+    whether some member links to it. Growing a state then costs one row gather."""
     dev = choose_device(config.device)
     w = config.weights
     S, M = cand.shape
-    comp, ok, link = (torch.as_tensor(a, device=dev) for a in _pair_tensors(inputs, config, cand))
-    comp = comp.to(torch.float64)
+    comp = torch.as_tensor(pairs.comp, device=dev, dtype=torch.float64)
+    ok = torch.as_tensor(pairs.ok, device=dev)
+    link = torch.as_tensor(pairs.link, device=dev)
     aff_t = torch.as_tensor(aff, device=dev, dtype=torch.float64)
     prof_t = torch.as_tensor(prof, device=dev, dtype=torch.float64)
     price = torch.as_tensor(inputs.price[cand], device=dev, dtype=torch.float64)
@@ -317,81 +331,101 @@ def _search(inputs, config, cand, aff, prof, n_anchor) -> _Pool:
     price_min = -math.inf if config.price_min is None else config.price_min
     can_add = torch.ones(M, dtype=torch.bool, device=dev)
     can_add[:n_anchor] = False
-    pool = _Pool([[] for _ in range(S)], [[] for _ in range(S)], [[] for _ in range(S)])
+    # codes below 2**58 so a sum of up to 8 never overflows int64; the seed fixes them
+    gen = torch.Generator().manual_seed(config.seed)
+    zob = torch.randint(0, 2**58, (M,), generator=gen, dtype=torch.int64).to(dev)
+    pool = _Pool()
 
     if n_anchor:
-        idx = torch.arange(n_anchor, device=dev).expand(S, 1, n_anchor).clone()
-        a_idx = idx[:, 0]
-        pair_ok = ok[:, :n_anchor, :n_anchor].all(dim=(1, 2))
-        s_comp = comp[:, :n_anchor, :n_anchor].sum(dim=(1, 2)) / 2
-        s_aff, s_prof = aff_t.gather(1, a_idx).sum(1), prof_t.gather(1, a_idx).sum(1)
-        s_price = price.gather(1, a_idx).sum(1)
-        alive = pair_ok & (s_price <= price_max)
-        state = (idx, s_aff[:, None], s_comp[:, None], s_prof[:, None], s_price[:, None])
-        alive = alive[:, None]
+        a = torch.arange(n_anchor, device=dev)
+        st = {
+            "idx": a.expand(S, 1, n_anchor).clone(),
+            "aff": aff_t[:, :n_anchor].sum(1, keepdim=True),
+            "comp": comp[:, :n_anchor, :n_anchor].sum(dim=(1, 2))[:, None] / 2,
+            "prof": prof_t[:, :n_anchor].sum(1, keepdim=True),
+            "price": price[:, :n_anchor].sum(1, keepdim=True),
+            "key": zob[:n_anchor].sum().expand(S, 1).clone(),
+            "row_comp": comp[:, :n_anchor].sum(1)[:, None],
+            "row_ok": ok[:, :n_anchor].all(1)[:, None],
+            "row_link": link[:, :n_anchor].any(1)[:, None],
+        }
+        upper = torch.triu(torch.ones(n_anchor, n_anchor, dtype=torch.bool, device=dev), 1)
+        pair_ok = (ok[:, :n_anchor, :n_anchor] | ~upper).all(dim=(1, 2))
+        alive = (pair_ok & (st["price"][:, 0] <= price_max))[:, None]
     else:
-        idx = torch.arange(M, device=dev).expand(S, M).reshape(S, M, 1).clone()
-        state = (idx, aff_t.clone(), torch.zeros_like(aff_t), prof_t.clone(), price.clone())
+        st = {
+            "idx": torch.arange(M, device=dev).expand(S, M)[..., None].clone(),
+            "aff": aff_t.clone(),
+            "comp": torch.zeros_like(aff_t),
+            "prof": prof_t.clone(),
+            "price": price.clone(),
+            "key": zob.expand(S, M).clone(),
+            "row_comp": comp.clone(),
+            "row_ok": ok.clone(),
+            "row_link": link.clone(),
+        }
         alive = price <= price_max
-    k = idx.shape[2]
+    k = st["idx"].shape[2]
     if k >= config.kmin:
-        _record(pool, state, alive, _total(state, k, w), price_min)
+        _record(pool, st, alive, _total(st, k, w), price_min)
     while k < config.kmax:
-        state, alive, total = _expand(
-            state, alive, comp, ok, link, aff_t, prof_t, price, can_add, config, price_max, M
+        st, alive, total = _expand(
+            st, alive, comp, ok, link, aff_t, prof_t, price, can_add, config, price_max, zob
         )
         k += 1
         if k >= config.kmin:
-            _record(pool, state, alive, total, price_min)
-        state, alive, total = _narrow(state, alive, total, config.beam_width)
+            _record(pool, st, alive, total, price_min)
+        width = config.beam_width
+        st = {name: t[:, :width] for name, t in st.items()}
+        alive = alive[:, :width]
         if not alive.any():
             break
     return pool
 
 
-def _total(state, k: int, w: ObjectiveWeights) -> torch.Tensor:
-    _, s_aff, s_comp, s_prof, _ = state
+def _total(st, k: int, w: ObjectiveWeights) -> torch.Tensor:
     n_pairs = k * (k - 1) / 2
-    return w.affinity * s_aff / k + w.complementarity * s_comp / max(n_pairs, 1) + w.profit * s_prof
-
-
-def _expand(state, alive, comp, ok, link, aff, prof, price, can_add, config, price_max, M):
-    idx, s_aff, s_comp, s_prof, s_price = state
-    S, W, k = idx.shape
-    flat = idx.reshape(S, W * k, 1).expand(S, W * k, M)
-    gain = comp.gather(1, flat).reshape(S, W, k, M).sum(2)
-    valid = ok.gather(1, flat).reshape(S, W, k, M).all(2)
-    valid &= link.gather(1, flat).reshape(S, W, k, M).any(2)
-    member = torch.zeros(S, W, M, dtype=torch.bool, device=idx.device)
-    member.scatter_(2, idx, True)
-    new_price = s_price[:, :, None] + price[:, None, :]
-    valid &= ~member & can_add & alive[:, :, None] & (new_price <= price_max)
-    new = (
-        s_aff[:, :, None] + aff[:, None, :],
-        s_comp[:, :, None] + gain,
-        s_prof[:, :, None] + prof[:, None, :],
-        new_price,
+    return (
+        w.affinity * st["aff"] / k
+        + w.complementarity * st["comp"] / max(n_pairs, 1)
+        + w.profit * st["prof"]
     )
-    total = _total((None, new[0], new[1], new[2], None), k + 1, config.weights)
-    total = total.masked_fill(~valid, NEG).reshape(S, W * M)
-    cand_pos = torch.arange(M, device=idx.device).expand(S, W, M)
-    sets = torch.cat([idx[:, :, None, :].expand(S, W, M, k), cand_pos[..., None]], dim=3)
-    sets = sets.sort(dim=3).values.reshape(S, W * M, k + 1)
-    # permutations of the same set get the same key: the sorted tuple in base M
-    key = (sets * (M ** torch.arange(k + 1, device=idx.device))).sum(2)
+
+
+def _expand(st, alive, comp, ok, link, aff, prof, price, can_add, config, price_max, zob):
+    S, W, k = st["idx"].shape
+    M = len(zob)
+    new_price = st["price"][:, :, None] + price[:, None, :]
+    valid = st["row_ok"] & st["row_link"] & can_add & alive[:, :, None]
+    valid &= new_price <= price_max
+    new = {
+        "aff": st["aff"][:, :, None] + aff[:, None, :],
+        "comp": st["comp"][:, :, None] + st["row_comp"],
+        "prof": st["prof"][:, :, None] + prof[:, None, :],
+        "price": new_price,
+    }
+    total = _total(new, k + 1, config.weights).masked_fill(~valid, NEG).reshape(S, W * M)
+    # permutations of the same set get the same key: a sum of random per-candidate
+    # codes (Zobrist hashing), so no per-state sort is needed
+    key = (st["key"][:, :, None] + zob[None, None, :]).reshape(S, W * M)
     total = _drop_duplicates(total, key)
     # the beam keeps W states; the finished pool gets a wider slice, so the
     # diversity step has near-best alternatives that the beam itself dropped
     wide = max(config.beam_width, config.beam_width * config.n_bundles)
     order = torch.sort(total, dim=1, descending=True, stable=True).indices[:, :wide]
     keep_total = total.gather(1, order)
-    new_idx = sets.gather(1, order[..., None].expand(-1, -1, k + 1))
-    parts = tuple(t.reshape(S, W * M).gather(1, order) for t in new)
-    return (new_idx, *parts), keep_total > NEG, keep_total
-
-
-def _narrow(state, alive, total, width: int):
-    return tuple(t[:, :width] for t in state), alive[:, :width], total[:, :width]
+    parent, added = order // M, order % M
+    out = {name: t.reshape(S, W * M).gather(1, order) for name, t in new.items()}
+    out["key"] = key.gather(1, order)
+    out["idx"] = torch.cat(
+        [st["idx"].gather(1, parent[..., None].expand(-1, -1, k)), added[..., None]], 2
+    )
+    rows_of = parent[..., None].expand(-1, -1, M)
+    added_rows = added[..., None].expand(-1, -1, M)
+    out["row_comp"] = st["row_comp"].gather(1, rows_of) + comp.gather(1, added_rows)
+    out["row_ok"] = st["row_ok"].gather(1, rows_of) & ok.gather(1, added_rows)
+    out["row_link"] = st["row_link"].gather(1, rows_of) | link.gather(1, added_rows)
+    return out, keep_total > NEG, keep_total
 
 
 def _drop_duplicates(total: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
@@ -407,41 +441,69 @@ def _drop_duplicates(total: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def _record(pool: _Pool, state, alive, total, price_min) -> None:
-    idx, _, _, s_prof, s_price = state
-    keep = (alive & (s_price >= price_min - 1e-9)).cpu().numpy()
-    idx_np, tot, prof = idx.cpu().numpy(), total.cpu().numpy(), s_prof.cpu().numpy()
-    for s, w in zip(*np.nonzero(keep), strict=True):
-        pool.sets[s].append(tuple(int(x) for x in idx_np[s, w]))
-        pool.totals[s].append(float(tot[s, w]))
-        pool.profits[s].append(float(prof[s, w]))
+def _record(pool: _Pool, st, alive, total, price_min) -> None:
+    usable = alive & (st["price"] >= price_min - 1e-9)
+    pool.steps.append(tuple(t.cpu().numpy() for t in (st["idx"], total, st["prof"], usable)))
 
 
-def _finish(inputs, config, segment, cand_row, pool: _Pool, i, profit_fn) -> list[Bundle]:
+def _finish(inputs, config, segment, cand_row, pool, i, pairs, aff_row, profit_fn):
     """Rank the finished pool (with the pricing profit if given), then pick diverse ones."""
     w = config.weights
     scale = inputs.price_scale()
     ranked = []
-    for pos, total, prof in zip(pool.sets[i], pool.totals[i], pool.profits[i], strict=True):
-        products = tuple(sorted(int(cand_row[p]) for p in pos))
-        if profit_fn is not None:
-            total += w.profit * (profit_fn(segment, products) / scale - prof)
-        ids = tuple(str(inputs.product_ids[p]) for p in products)
-        ranked.append((-total, ids, products))
-    ranked.sort()
-    chosen: list[tuple[int, ...]] = []
-    for _, _, products in ranked:
+    for idx, total, prof, usable in pool.steps:
+        keep = np.flatnonzero(usable[i])
+        for pos, t, p in zip(idx[i, keep], total[i, keep], prof[i, keep], strict=True):
+            pos = np.sort(pos)
+            t = float(t)
+            if profit_fn is not None:
+                products = tuple(sorted(int(x) for x in cand_row[pos]))
+                t += w.profit * (profit_fn(segment, products) / scale - float(p))
+            ranked.append((t, pos))
+    # best first; equal totals ordered by product ids
+    ranked.sort(key=lambda r: -r[0])
+    ranked = _tie_break(inputs, cand_row, ranked)
+    chosen: list[np.ndarray] = []
+    for _, pos in ranked:
+        mine = set(cand_row[pos].tolist())
         if any(
-            len(set(products) & set(c)) > config.max_overlap * min(len(products), len(c))
-            for c in chosen
+            len(mine & c) > config.max_overlap * min(len(mine), len(c)) or mine == c
+            for c in map(set, (cand_row[x].tolist() for x in chosen))
         ):
             continue
-        if products in chosen:
-            continue
-        chosen.append(products)
+        chosen.append(pos)
         if len(chosen) == config.n_bundles:
             break
-    return [score_bundle(inputs, segment, p, w, profit_fn) for p in chosen]
+    out = []
+    for pos in chosen:
+        products = cand_row[pos]
+        order = np.argsort(products)
+        pos, products = pos[order], products[order]
+        block = np.ix_(pos, pos)
+        parts = (pairs.comp[i][block], pairs.sub[i][block], pairs.lift[i][block])
+        out.append(
+            score_bundle(
+                inputs, segment, products, w, profit_fn, pairs=parts, norm_affinity=aff_row
+            )
+        )
+    return out
+
+
+def _tie_break(inputs, cand_row, ranked):
+    """Within runs of equal totals (to 1e-12), order by product ids."""
+    out, i = [], 0
+    while i < len(ranked):
+        j = i + 1
+        while j < len(ranked) and abs(ranked[j][0] - ranked[i][0]) <= 1e-12:
+            j += 1
+        run = ranked[i:j]
+        if len(run) > 1:
+            run = sorted(
+                run, key=lambda r: tuple(sorted(str(inputs.product_ids[p]) for p in cand_row[r[1]]))
+            )
+        out.extend(run)
+        i = j
+    return out
 
 
 def bundles_frame(bundles: Sequence[Bundle]) -> pd.DataFrame:

@@ -65,7 +65,13 @@ def exhaustive_search(
                 total[r] += w.profit * (
                     profit_fn(segment, products) / inputs.price_scale() - prof[sets[r]].sum()
                 )
-        for r in np.flatnonzero(valid):
+        total = np.where(valid, total, -np.inf)
+        # only the best few (and anything tied with them) need ids for the tie-break
+        top = np.argsort(-total, kind="stable")[: config.n_bundles]
+        if len(top):
+            cut = total[top[-1]]
+            top = np.flatnonzero((total >= cut) & valid)
+        for r in top:
             products = tuple(sorted(int(items[i]) for i in sets[r]))
             ids = tuple(str(inputs.product_ids[p]) for p in products)
             best.append((-float(total[r]), ids, products))

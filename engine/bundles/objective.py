@@ -230,14 +230,20 @@ def score_bundle(
     products: Sequence[int],
     weights: ObjectiveWeights | None = None,
     profit_fn: ProfitFn | None = None,
+    pairs: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+    norm_affinity: np.ndarray | None = None,
 ) -> Bundle:
-    """Score any set of products for a segment, every term reported separately."""
+    """Score any set of products for a segment, every term reported separately.
+
+    ``pairs`` (comp, substitute flags, lift for the sorted products) and the
+    segment's ``norm_affinity`` row may be passed when already computed.
+    """
     w = weights or ObjectiveWeights()
     idx = np.array(sorted({int(p) for p in products}), dtype=np.int64)
     if len(idx) < 1:
         raise ValueError("a bundle needs at least one product")
-    aff = inputs.norm_affinity(np.array([segment]))[0]
-    comp, sub, lift = inputs.pair_terms(idx, w)
+    aff = inputs.norm_affinity(np.array([segment]))[0] if norm_affinity is None else norm_affinity
+    comp, sub, lift = inputs.pair_terms(idx, w) if pairs is None else pairs
     k = len(idx)
     n_pairs = k * (k - 1) // 2
     iu = np.triu_indices(k, 1)
