@@ -376,7 +376,7 @@ def _search(inputs, config, cand, aff, prof, n_anchor, pairs: _Pairs) -> _Pool:
         if k >= config.kmin:
             _record(pool, st, alive, total, price_min)
         width = config.beam_width
-        st = {name: t[:, :width] for name, t in st.items()}
+        st = {name: t[:, :width] for name, t in st.items()}  # row_* are W wide already
         alive = alive[:, :width]
         if not alive.any():
             break
@@ -420,8 +420,10 @@ def _expand(st, alive, comp, ok, link, aff, prof, price, can_add, config, price_
     out["idx"] = torch.cat(
         [st["idx"].gather(1, parent[..., None].expand(-1, -1, k)), added[..., None]], 2
     )
-    rows_of = parent[..., None].expand(-1, -1, M)
-    added_rows = added[..., None].expand(-1, -1, M)
+    # running rows only for the W states that grow on (the rest are only recorded)
+    cont = config.beam_width
+    rows_of = parent[:, :cont, None].expand(-1, -1, M)
+    added_rows = added[:, :cont, None].expand(-1, -1, M)
     out["row_comp"] = st["row_comp"].gather(1, rows_of) + comp.gather(1, added_rows)
     out["row_ok"] = st["row_ok"].gather(1, rows_of) & ok.gather(1, added_rows)
     out["row_link"] = st["row_link"].gather(1, rows_of) | link.gather(1, added_rows)

@@ -30,6 +30,7 @@ search can still grow them incrementally.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -169,12 +170,19 @@ class BundleInputs:
 
     # --- per-product and per-pair pieces, shared by beam and exhaustive search ---
 
-    def price_scale(self) -> float:
+    @functools.cached_property
+    def _price_scale(self) -> float:
         positive = self.price[self.price > 0]
         return float(np.median(positive)) if len(positive) else 1.0
 
-    def unit_cost(self, default_margin: float) -> np.ndarray:
-        return np.where(np.isnan(self.cost), self.price * (1 - default_margin), self.cost)
+    def price_scale(self) -> float:
+        """Median positive list price: the unit that makes profit terms unitless."""
+        return self._price_scale
+
+    def unit_cost(self, default_margin: float, idx: np.ndarray | None = None) -> np.ndarray:
+        price = self.price if idx is None else self.price[idx]
+        cost = self.cost if idx is None else self.cost[idx]
+        return np.where(np.isnan(cost), price * (1 - default_margin), cost)
 
     def norm_affinity(self, segments: np.ndarray | None = None) -> np.ndarray:
         """Affinity rows scaled so each segment's favourite scores 1 (S × P)."""
@@ -280,7 +288,8 @@ def _profit_term(inputs, segment, idx, aff, w, profit_fn) -> float:
     if profit_fn is not None:
         # the pricing stage's optimised profit, on the same unitless scale as the proxy
         return float(profit_fn(int(segment), tuple(int(i) for i in idx))) / inputs.price_scale()
-    return float(inputs.unit_profit(aff[None, :], w)[0, idx].sum())
+    margin = inputs.price[idx] * (1 - w.discount) - inputs.unit_cost(w.default_margin, idx)
+    return float((aff[idx] * margin).sum() / inputs.price_scale())
 
 
 def _reason(inputs, segment, idx, aff, lift, w) -> str:
@@ -301,6 +310,6 @@ def _reason(inputs, segment, idx, aff, lift, w) -> str:
             )
         else:
             parts.append("the items are not usually bought together, so the match rests on taste")
-    margin = (inputs.price[idx] * (1 - w.discount) - inputs.unit_cost(w.default_margin)[idx]).sum()
+    margin = (inputs.price[idx] * (1 - w.discount) - inputs.unit_cost(w.default_margin, idx)).sum()
     parts.append(f"at {w.discount:.0%} off the set still earns about {margin:.2f} margin")
     return "; ".join(parts) + "."
