@@ -31,8 +31,10 @@ def sidebar() -> None:
             st.info("No dataset yet: upload files on the Data page.")
             return
         current = ws.current or names[0]
+        # a load elsewhere changes the dataset in use: the picker follows it
+        st.session_state[state.DATASET_PICKER_WIDGET] = current
         st.selectbox(
-            "Dataset", names, index=names.index(current), key=state.DATASET_PICKER_WIDGET,
+            "Dataset", names, key=state.DATASET_PICKER_WIDGET,
             on_change=_pick_dataset, help="Datasets saved in the workspace",
         )
         counts = ws.entry(current)["counts"]

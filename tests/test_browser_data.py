@@ -1,0 +1,65 @@
+"""The Data page in a real browser: upload through the file input, load, read the report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.browser import (  # noqa: F401  (app_url, browser, page are fixtures)
+    app_url,
+    browser,
+    full_page_screenshot,
+    metric_value,
+    page,
+    wait_idle,
+)
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[1]
+SCREENSHOT = ROOT / "docs" / "screenshot_data.png"
+
+
+def test_upload_load_and_report(app_url, page, real_sample_path):  # noqa: F811
+    page.goto(app_url)
+    wait_idle(page)
+    # a fresh workspace opens on the bundled sample market
+    page.get_by_text("Validation report · sample").wait_for()
+    assert metric_value(page, "Products") == "300"
+
+    page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(
+        str(real_sample_path)
+    )
+    page.get_by_text("Check the files").wait_for()
+    page.get_by_text("online_retail_sample.csv · order lines · 10,000 rows").wait_for()
+    wait_idle(page)
+    page.get_by_role("button", name="Load", exact=True).click()
+
+    page.get_by_text("Validation report · online_retail_sample").wait_for(timeout=60_000)
+    wait_idle(page)
+    assert metric_value(page, "Rows read") == "10,000"
+    kept = int(metric_value(page, "Rows kept").replace(",", ""))
+    aside = int(metric_value(page, "Rows set aside").replace(",", ""))
+    assert kept + aside == 10_000 and 5_000 < kept < 10_000
+    page.get_by_text("Loaded online_retail_sample from online_retail_sample.csv").wait_for()
+
+    # set-aside bar, weekly activity, prices, top products, top pairs
+    page.wait_for_function(
+        "() => document.querySelectorAll('[data-testid=\"stPlotlyChart\"] .js-plotly-plot').length >= 5",
+        timeout=60_000,
+    )
+    for title in ("Orders and revenue per week", "Unit price distribution",
+                  "Top 12 products by revenue", "Top co-purchased pairs by lift",
+                  "Lines set aside, by reason"):
+        assert page.locator(".js-plotly-plot", has_text=title).count() >= 1, title
+
+    # the sidebar now shows the uploaded dataset in use
+    sidebar = page.locator('[data-testid="stSidebar"]')
+    picker = sidebar.locator('[data-testid="stSelectbox"]')
+    assert "online_retail_sample" in (picker.inner_text() + picker.locator("input").input_value())
+    assert metric_value(sidebar, "Order lines") == f"{kept:,}"
+
+    SCREENSHOT.parent.mkdir(exist_ok=True)
+    full_page_screenshot(page, SCREENSHOT)
+    assert SCREENSHOT.stat().st_size > 50_000
