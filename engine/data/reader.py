@@ -172,17 +172,22 @@ def _read_csv(name: str, data: bytes) -> Table:
         raise _fail(name, "binary", "the file is binary, not text (CSV) or XLSX",
                     "upload the order lines as CSV or XLSX")
     delimiter = sniff_delimiter(text)
-    buf = io.StringIO(text) if encoding != "utf-8" else io.BytesIO(data)
+    raw = data if encoding == "utf-8" else text.encode("utf-8")
+    raw = raw.removeprefix(codecs.BOM_UTF8)
+    # pyarrow's reader is several times faster but skips blank lines, which
+    # would shift the row numbers; the C parser keeps them (dropped below)
+    blank_lines = bool(re.search(rb"\n[ \t\r]*\n", raw))
     try:
-        frame = pd.read_csv(
-            buf,
-            sep=delimiter,
-            dtype=str,
-            keep_default_na=False,
-            na_filter=False,
-            skip_blank_lines=False,
-            encoding="utf-8-sig" if encoding == "utf-8" else None,
-        )
+        frame = None
+        if not blank_lines:
+            try:
+                frame = pd.read_csv(io.BytesIO(raw), sep=delimiter, dtype=str,
+                                    keep_default_na=False, engine="pyarrow")
+            except Exception:  # ragged rows and the like: the C parser names the line
+                log.debug("pyarrow could not read %s; using the C parser", name, exc_info=True)
+        if frame is None:
+            frame = pd.read_csv(io.BytesIO(raw), sep=delimiter, dtype=str, keep_default_na=False,
+                                na_filter=False, skip_blank_lines=False)
     except pd.errors.EmptyDataError as exc:
         raise _fail(name, "empty_file", "the file is empty",
                     "export the order lines again, with a header row") from exc
@@ -193,7 +198,7 @@ def _read_csv(name: str, data: bytes) -> Table:
                     f"check quoting and that the delimiter {delimiter!r} is not inside unquoted text",
                     rows=(int(line.group(1)),) if line else ()) from exc
     frame.columns = [str(c).strip() for c in frame.columns]
-    table = _with_row_index(name, frame)
+    table = _with_row_index(name, frame, drop_blank=blank_lines)
     decimal_comma = delimiter == ";" and _has_decimal_comma(table.frame)
     return Table(name, table.frame, encoding, delimiter, decimal_comma)
 
@@ -209,7 +214,7 @@ def _has_decimal_comma(frame: pd.DataFrame) -> bool:
     return False
 
 
-def _with_row_index(name: str, frame: pd.DataFrame) -> Table:
+def _with_row_index(name: str, frame: pd.DataFrame, drop_blank: bool = True) -> Table:
     """Strings everywhere, "" for missing, spreadsheet row numbers as the index."""
     frame = frame.copy()
     frame.columns = [str(c).strip() for c in frame.columns]
@@ -220,8 +225,8 @@ def _with_row_index(name: str, frame: pd.DataFrame) -> Table:
         frame[col] = s
     frame.index = pd.RangeIndex(2, len(frame) + 2, name="source_row")
     # blank lines carry no data; drop them but keep the row numbers of the rest
-    if len(frame.columns):
-        blank = (frame == "").all(axis=1) if len(frame.columns) < 64 else frame.eq("").all(axis=1)
+    if drop_blank and len(frame.columns):
+        blank = frame.eq("").all(axis=1)
         if blank.any():
             frame = frame.loc[~blank]
     return Table(name, frame)

@@ -28,6 +28,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from engine import columns as C
 from engine.data.mapping import REQUIRED
@@ -103,40 +105,64 @@ def normalise_ids(s: pd.Series) -> pd.Series:
     return s.str.replace(r"^(-?\d+)\.0+$", r"\1", regex=True)
 
 
+def factorize_ids(s: pd.Series) -> tuple[np.ndarray, pd.Series]:
+    """(codes, normalised distinct ids): ids repeat a lot, so the string work
+    is done once per distinct value (4k customers, not 540k lines)."""
+    codes, uniques = pd.factorize(s.fillna(""), sort=False)
+    return codes, normalise_ids(pd.Series(np.asarray(uniques, dtype=object), dtype=str))
+
+
+def _arrow(s: pd.Series) -> pa.Array:
+    arr = pa.array(s.astype(str))
+    return arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+
+
 def parse_numbers(s: pd.Series, decimal_comma: bool = False) -> pd.Series:
-    """Floats from text; NaN where the text is not a number."""
+    """Floats from text; NaN where the text is not a number.
+
+    Fast path: pyarrow's cast of the whole column; only a column with some
+    bad text goes through pandas' slower element-wise coercion.
+    """
+    if not decimal_comma:
+        arr = pc.utf8_trim_whitespace(_arrow(s))
+        arr = pc.if_else(pc.equal(arr, ""), pa.scalar(None, pa.string()), arr)
+        try:
+            values = pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False)
+            return pd.Series(values, index=s.index, dtype=float)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            pass
     s = s.astype(str).str.strip()
     if decimal_comma:
         s = s.str.replace(".", "", regex=False).str.replace(",", ".", regex=False)
-    if not s.str.fullmatch(r"-?\d*\.?\d*(e[-+]?\d+)?", case=False).all():
-        # currency signs and thousands separators, only when there are any
-        s = s.str.replace(r"[£$€\s]|(?<=\d),(?=\d{3}\b)", "", regex=True)
+    # currency signs and thousands separators
+    s = s.str.replace(r"[£$€\s]|(?<=\d),(?=\d{3}\b)", "", regex=True)
     return pd.to_numeric(s.where(s != ""), errors="coerce").astype(float)
 
 
 def parse_timestamps(s: pd.Series) -> pd.Series:
     """Datetimes from text, NaT where unparseable.
 
-    The format is guessed on a sample of distinct values (explicit formats are
-    much faster than inference on 500k lines); what that format misses is
-    tried again with mixed-format inference.
+    Lines of one order share a timestamp, so only distinct values are parsed
+    (23k, not 540k, for Online Retail). The format is guessed on a sample of
+    them (an explicit format is much faster than inference); what that format
+    misses is tried again with mixed-format inference.
     """
-    s = s.astype(str).str.strip()
-    present = s[s != ""]
+    codes, uniq = pd.factorize(s.fillna(""), sort=False)
+    text = pd.Series(np.asarray(uniq, dtype=object), dtype=str).str.strip()
+    present = text[text != ""]
     if present.empty:
         return pd.Series(pd.NaT, index=s.index, dtype="datetime64[ns]")
-    uniq = present.drop_duplicates()
-    sample = uniq.iloc[np.linspace(0, len(uniq) - 1, min(len(uniq), 1000)).astype(int)]
-    best, best_ok = None, -1
+    sample = present.iloc[np.linspace(0, len(present) - 1, min(len(present), 1000)).astype(int)]
+    best, best_ok = "ISO8601", -1
     for fmt in DATE_FORMATS:
         ok = _to_datetime(sample, fmt).notna().sum()
         if ok > best_ok:
             best, best_ok = fmt, ok
-    out = _to_datetime(s, best)
-    missed = out.isna() & (s != "")
+    out = _to_datetime(text, best)
+    missed = out.isna() & (text != "")
     if missed.any():
-        out.loc[missed] = _to_datetime(s[missed], "mixed")
-    return out
+        out.loc[missed] = _to_datetime(text[missed], "mixed")
+    return pd.Series(out.to_numpy()[codes], index=s.index)
 
 
 def _to_datetime(s: pd.Series, fmt: str) -> pd.Series:
@@ -152,14 +178,14 @@ def _to_datetime(s: pd.Series, fmt: str) -> pd.Series:
 def is_non_merchandise(product_ids: pd.Series, keep: tuple[str, ...] = ()) -> pd.Series:
     """True for postage, fees, manual entries, vouchers: codes in
     NON_MERCHANDISE_CODES, gift vouchers (gift_0001_10), and codes with no
-    digit at all (when most codes in the file have digits, so a shop whose
-    SKUs are all letters is not emptied). Codes in ``keep`` are merchandise.
+    digit at all (when most distinct codes have digits, so a shop whose SKUs
+    are all letters is not emptied). Codes in ``keep`` are merchandise.
     """
     up = product_ids.astype(str).str.strip().str.upper()
     has_digit = up.str.contains(r"\d", regex=True)
-    uniq_digit_share = has_digit.groupby(up).first().mean() if len(up) else 1.0
+    digit_share = has_digit.groupby(up).first().mean() if len(up) else 1.0
     flag = up.isin(NON_MERCHANDISE_CODES) | up.str.startswith("GIFT_")
-    if uniq_digit_share > 0.5:
+    if digit_share > 0.5:
         flag |= ~has_digit
     if keep:
         flag &= ~up.isin({str(k).strip().upper() for k in keep})
@@ -194,55 +220,71 @@ def canonical_lines(table: Table, mapping: dict[str, str]) -> tuple[pd.DataFrame
 def check_lines(parts: list[pd.DataFrame], keep_non_merchandise: tuple[str, ...] = ()) -> LineCheck:
     """Apply the rules of REASONS to order lines from one or more files."""
     typed = [_typed(p) for p in parts]
-    raw = pd.concat(parts, ignore_index=True)
-    parsed = pd.concat(typed, ignore_index=True)
-    n = len(raw)
-    order = normalise_ids(raw[C.ORDER_ID])
-    product = normalise_ids(raw[C.PRODUCT_ID])
-    customer = normalise_ids(raw[C.CUSTOMER_ID])
+    raw = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0].reset_index(drop=True)
+    parsed = pd.concat(typed, ignore_index=True) if len(typed) > 1 else typed[0]
     qty, price, ts = parsed[C.QUANTITY], parsed[C.UNIT_PRICE], parsed[C.TIMESTAMP]
+    o_codes, orders = factorize_ids(raw[C.ORDER_ID])
+    p_codes, products = factorize_ids(raw[C.PRODUCT_ID])
+    c_codes, customers = factorize_ids(raw[C.CUSTOMER_ID])
 
-    nonmerch_all = is_non_merchandise(product)
-    nonmerch = nonmerch_all & ~product.str.upper().isin({k.upper() for k in keep_non_merchandise})
-    value_cols = [c for c in raw.columns if c not in (C.SOURCE_FILE, C.SOURCE_ROW)]
+    # rules on ids are evaluated once per distinct id, then spread to the lines
+    nonmerch_all = is_non_merchandise(products).to_numpy(bool)
+    kept_codes = products.str.upper().isin({k.strip().upper() for k in keep_non_merchandise})
+    nonmerch = nonmerch_all & ~kept_codes.to_numpy(bool)
+    qty_bad = qty.isna() | (qty == 0) | (qty != qty.round()) | (qty.abs() > MAX_QUANTITY)
     rules = {
-        "cancelled": order.str.upper().str.startswith("C").to_numpy(bool),
-        "non_merchandise": nonmerch.to_numpy(bool),
-        "bad_quantity": (qty.isna() | (qty == 0) | (qty != qty.round()) | (qty.abs() > MAX_QUANTITY)).to_numpy(bool),
+        "cancelled": orders.str.upper().str.startswith("C").to_numpy(bool)[o_codes],
+        "non_merchandise": nonmerch[p_codes],
+        "bad_quantity": qty_bad.to_numpy(bool),
         "return": (qty < 0).to_numpy(bool),
         "bad_price": (price.isna() | (price <= 0) | (price > MAX_PRICE)).to_numpy(bool),
-        "missing_order": (order == "").to_numpy(bool),
-        "missing_customer": (customer == "").to_numpy(bool),
+        "missing_order": (orders == "").to_numpy(bool)[o_codes],
+        "missing_customer": (customers == "").to_numpy(bool)[c_codes],
         "bad_date": ts.isna().to_numpy(bool),
-        "duplicate": raw.duplicated(subset=value_cols, keep="first").to_numpy(bool),
     }
-    code = np.zeros(n, np.int8)  # 0 kept, k = REASONS[k-1]
-    for k, reason in enumerate(REASONS, start=1):
+    code = np.zeros(len(raw), np.int8)  # 0 kept, k = REASONS[k-1]
+    for k, reason in enumerate(REASONS[:-1], start=1):
         code[(code == 0) & rules[reason]] = k
+    code[(code == 0) & _duplicated(raw, o_codes, p_codes)] = len(REASONS)
     counts = {r: int((code == k).sum()) for k, r in enumerate(REASONS, start=1)}
 
-    kept_mask = code == 0
+    kept_at = np.flatnonzero(code == 0)
+    # string columns stay arrow-backed: a detour through numpy objects costs more than the rest
     kept = pd.DataFrame({
-        C.ORDER_ID: order[kept_mask],
-        C.CUSTOMER_ID: customer[kept_mask],
-        C.PRODUCT_ID: product[kept_mask],
-        C.QUANTITY: qty[kept_mask].astype(np.int64),
-        C.UNIT_PRICE: price[kept_mask],
-        C.TIMESTAMP: ts[kept_mask],
+        C.ORDER_ID: orders.take(o_codes[kept_at]).reset_index(drop=True),
+        C.CUSTOMER_ID: customers.take(c_codes[kept_at]).reset_index(drop=True),
+        C.PRODUCT_ID: products.take(p_codes[kept_at]).reset_index(drop=True),
+        C.QUANTITY: qty.to_numpy()[kept_at].astype(np.int64),
+        C.UNIT_PRICE: price.to_numpy()[kept_at],
+        C.TIMESTAMP: ts.to_numpy()[kept_at],
     })
     for col in raw.columns:
         if col not in kept:
-            kept[col] = raw.loc[kept_mask, col]
+            kept[col] = raw[col].take(kept_at).reset_index(drop=True)
     if C.NAME in kept:
         kept[C.NAME] = kept[C.NAME].str.strip()
-    kept = kept.reset_index(drop=True)
 
-    aside = raw.loc[~kept_mask].copy()
-    aside.insert(2, "reason", pd.Categorical.from_codes(code[~kept_mask] - 1, REASONS))
-    aside = aside.reset_index(drop=True)
+    aside_at = np.flatnonzero(code > 0)
+    aside = raw.take(aside_at).reset_index(drop=True)
+    aside.insert(2, "reason", pd.Categorical.from_codes(code[aside_at] - 1, REASONS))
     issues = _reason_issues(raw, code)
-    return LineCheck(kept, aside, counts, _non_merch_table(raw, product, nonmerch_all, nonmerch),
-                     issues)
+    nm_table = _non_merch_table(raw, products, p_codes, nonmerch_all, nonmerch)
+    return LineCheck(kept, aside, counts, nm_table, issues)
+
+
+def _duplicated(raw: pd.DataFrame, o_codes: np.ndarray, p_codes: np.ndarray) -> np.ndarray:
+    """Exact duplicate lines (all mapped columns, raw text), the first copy not.
+
+    Only lines sharing an (order, product) pair can be duplicates, so the
+    full-row comparison runs on those few candidates.
+    """
+    pair = pd.Series(o_codes.astype(np.int64) * (int(p_codes.max(initial=0)) + 1) + p_codes)
+    candidates = np.flatnonzero(pair.duplicated(keep=False).to_numpy())
+    out = np.zeros(len(raw), bool)
+    if len(candidates):
+        value_cols = [c for c in raw.columns if c not in (C.SOURCE_FILE, C.SOURCE_ROW)]
+        out[candidates] = raw[value_cols].take(candidates).duplicated(keep="first").to_numpy()
+    return out
 
 
 def _typed(part: pd.DataFrame) -> pd.DataFrame:
@@ -257,26 +299,28 @@ def _typed(part: pd.DataFrame) -> pd.DataFrame:
 def _reason_issues(raw: pd.DataFrame, code: np.ndarray) -> list[Issue]:
     """One warning per file and reason, with the count and sample rows."""
     issues = []
-    frame = pd.DataFrame({"f": raw[C.SOURCE_FILE].to_numpy(), "r": raw[C.SOURCE_ROW].to_numpy(),
-                          "c": code})
-    aside = frame[frame["c"] > 0]
-    for (fname, k), grp in aside.groupby(["f", "c"], sort=True):
-        reason = REASONS[k - 1]
-        rows = tuple(int(r) for r in grp["r"].head(SAMPLE_ROWS))
-        issues.append(Issue(str(fname), _REASON_COLUMN[reason], reason,
-                            f"{len(grp)} line(s) set aside as {reason}", rows, _HINTS[reason]))
+    file_codes, file_names = pd.factorize(raw[C.SOURCE_FILE], sort=False)
+    rows = raw[C.SOURCE_ROW].to_numpy()
+    for k, reason in enumerate(REASONS, start=1):
+        at = np.flatnonzero(code == k)
+        for f in np.unique(file_codes[at]):
+            mine = at[file_codes[at] == f]
+            issues.append(Issue(str(file_names[f]), _REASON_COLUMN[reason], reason,
+                                f"{len(mine)} line(s) set aside as {reason}",
+                                tuple(int(r) for r in rows[mine[:SAMPLE_ROWS]]), _HINTS[reason]))
     return issues
 
 
-def _non_merch_table(raw: pd.DataFrame, product: pd.Series, detected: pd.Series,
-                     set_aside: pd.Series) -> pd.DataFrame:
+def _non_merch_table(raw: pd.DataFrame, products: pd.Series, p_codes: np.ndarray,
+                     detected: np.ndarray, set_aside: np.ndarray) -> pd.DataFrame:
     """Detected non-merchandise codes with their most common name and line count."""
-    names = raw[C.NAME].str.strip() if C.NAME in raw else pd.Series("", index=raw.index)
-    sub = pd.DataFrame({C.PRODUCT_ID: product[detected], C.NAME: names[detected],
-                        "kept": ~set_aside[detected]})
-    if sub.empty:
+    at = np.flatnonzero(detected[p_codes])
+    if len(at) == 0:
         return pd.DataFrame({C.PRODUCT_ID: pd.Series(dtype=str), C.NAME: pd.Series(dtype=str),
                              "lines": pd.Series(dtype=np.int64), "kept": pd.Series(dtype=bool)})
+    names = raw[C.NAME].take(at).str.strip().to_numpy() if C.NAME in raw else ""
+    sub = pd.DataFrame({C.PRODUCT_ID: products.take(p_codes[at]).to_numpy(), C.NAME: names,
+                        "kept": ~set_aside[p_codes[at]]})
     lines = sub.groupby(C.PRODUCT_ID).size().rename("lines")
     top = (sub.groupby([C.PRODUCT_ID, C.NAME]).size().rename("k").reset_index()
            .sort_values([C.PRODUCT_ID, "k"], ascending=[True, False])
