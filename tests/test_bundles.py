@@ -341,3 +341,25 @@ def test_evaluate_bundles_counts_orders_holding_two_of_the_products():
     assert evaluate_bundles(train, holdout, bundles, min_together=None) == pytest.approx(0.25)
     with pytest.raises(KeyError, match="zz"):
         evaluate_bundles(train, holdout, [("a", "zz")])
+
+
+def test_order_coverage_counts_orders_of_each_segment_against_its_own_bundles():
+    from engine.bundles.itemsets import order_coverage
+
+    lines = pd.DataFrame(
+        {
+            "order_id": ["o1", "o1", "o2", "o2", "o3", "o3", "o4"],
+            "customer_id": ["c1", "c1", "c2", "c2", "c3", "c3", "c4"],
+            "product_id": ["a", "b", "a", "b", "c", "d", "a"],
+            "quantity": 1,
+            "unit_price": 1.0,
+            "timestamp": pd.to_datetime(["2024-02-01"] * 7),
+        }
+    )
+    holdout = Dataset.from_frames(lines)
+    # orders o1..o4 belong to segments 0, 1, 1, unknown
+    segment_of_order = np.array([0, 1, 1, -1])
+    # segment 0 is shown (a, b): o1 covered; segment 1 is shown (c, d): o3 covered, o2 not
+    share = order_coverage(holdout, {0: [("a", "b")], 1: [("c", "d")]}, segment_of_order)
+    assert share == pytest.approx(2 / 3)
+    assert order_coverage(holdout, {0: [("c", "d")], 1: [("a", "z")]}, segment_of_order) == 0.0

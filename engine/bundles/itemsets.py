@@ -139,3 +139,39 @@ def evaluate_bundles(
         together = np.asarray(baskets[:, cols].sum(axis=1)).ravel()
         hits += bool((together >= need).any())
     return hits / len(bundles)
+
+
+def order_coverage(
+    holdout_dataset,
+    bundles_by_segment: dict[int, Sequence],
+    order_segment: np.ndarray,
+    min_together: int | None = None,
+) -> float:
+    """Share of hold-out orders (of customers with a segment) that contain at
+    least ``min_together`` (None: all) products of one of the bundles shown to
+    their segment. A rate over orders, so it does not saturate the way
+    "was this bundle ever bought" does on a busy shop.
+
+    ``order_segment[k]`` is the segment of hold-out order *k*'s customer, -1 if none.
+    """
+    order_segment = np.asarray(order_segment)
+    lookup = {str(p): i for i, p in enumerate(holdout_dataset.product_ids)}
+    baskets = sp.csr_matrix(holdout_dataset.baskets)
+    known = order_segment >= 0
+    if not known.any():
+        return 0.0
+    hits = np.zeros(len(order_segment), bool)
+    for segment, bundles in bundles_by_segment.items():
+        rows = np.flatnonzero(order_segment == segment)
+        if not len(rows):
+            continue
+        sub = sp.csc_matrix(baskets[rows])
+        for bundle in bundles:
+            pids = [str(p) for p in getattr(bundle, "product_ids", bundle)]
+            need = len(pids) if min_together is None else min(min_together, len(pids))
+            cols = [lookup[p] for p in pids if p in lookup]
+            if len(cols) < need:
+                continue
+            together = np.asarray(sub[:, cols].sum(axis=1)).ravel()
+            hits[rows[together >= need]] = True
+    return float(hits[known].mean())
