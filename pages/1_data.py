@@ -101,11 +101,11 @@ entry = ws.entry(name)
 st.header(f"Validation report · {name}")
 counts = ud.report_counts(report)
 m = st.columns(5)
-m[0].metric("Rows read", f"{counts['rows_read']:,}")
-m[1].metric("Rows kept", f"{counts['rows_kept']:,}")
-m[2].metric("Rows set aside", f"{counts['rows_set_aside']:,}")
-m[3].metric("Customers", f"{dataset.n_customers:,}")
-m[4].metric("Products", f"{dataset.n_products:,}")
+m[0].metric("Rows read", f"{counts['rows_read']:,}", border=True)
+m[1].metric("Rows kept", f"{counts['rows_kept']:,}", border=True)
+m[2].metric("Rows set aside", f"{counts['rows_set_aside']:,}", border=True)
+m[3].metric("Customers", f"{dataset.n_customers:,}", border=True)
+m[4].metric("Products", f"{dataset.n_products:,}", border=True)
 
 errors = report.get("errors") or []
 warnings = report.get("warnings") or []

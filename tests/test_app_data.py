@@ -177,6 +177,18 @@ def test_weekly_activity_counts_orders_and_revenue():
     assert weekly["revenue"].tolist() == [2 + 10 + 6, 2 + 5 + 5]
 
 
+def test_short_spans_are_shown_per_day():
+    lines = _lines()
+    assert ud.activity_frequency(lines) == "D"  # 8 days of data
+    daily = ud.weekly_activity(lines, freq=None)
+    assert daily["orders"].tolist() == [1, 1, 1, 1]
+    assert daily["revenue"].tolist() == [12, 6, 7, 5]
+    assert ud.weekly_activity_figure(lines).layout.title.text == "Orders and revenue per day"
+    longer = lines.assign(**{C.TIMESTAMP: lines[C.TIMESTAMP] + pd.to_timedelta(
+        [0, 0, 0, 0, 0, 70], unit="D")})
+    assert ud.activity_frequency(longer) == "W"
+
+
 def test_price_histogram_bins_are_log_spaced_and_count_every_line():
     hist = ud.price_histogram(_lines(), bins_per_decade=4)
     assert hist["lines"].sum() == 6

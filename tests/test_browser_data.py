@@ -49,7 +49,7 @@ def test_upload_load_and_report(app_url, page, real_sample_path):  # noqa: F811
         "() => document.querySelectorAll('[data-testid=\"stPlotlyChart\"] .js-plotly-plot').length >= 5",
         timeout=60_000,
     )
-    for title in ("Orders and revenue per week", "Unit price distribution",
+    for title in ("Orders and revenue per day", "Unit price distribution",
                   "Top 12 products by revenue", "Top co-purchased pairs by lift",
                   "Lines set aside, by reason"):
         assert page.locator(".js-plotly-plot", has_text=title).count() >= 1, title

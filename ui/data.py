@@ -197,27 +197,39 @@ def _style(fig: go.Figure, title: str, height: int = 340) -> go.Figure:
     return fig
 
 
-def weekly_activity(lines: pd.DataFrame) -> pd.DataFrame:
-    """Orders and revenue per week (weeks starting Monday): week, orders, revenue."""
+def activity_frequency(lines: pd.DataFrame) -> str:
+    """"W" (weeks from Monday) normally; "D" when the data spans under 8 weeks,
+    where a handful of weekly bars would say little."""
+    t = pd.to_datetime(lines[C.TIMESTAMP])
+    return "D" if len(t) == 0 or (t.max() - t.min()) < pd.Timedelta(weeks=8) else "W"
+
+
+def weekly_activity(lines: pd.DataFrame, freq: str | None = "W") -> pd.DataFrame:
+    """Orders and revenue per period (``freq`` "W": weeks from Monday, "D": days,
+    None: chosen by ``activity_frequency``): columns week, orders, revenue."""
+    freq = freq or activity_frequency(lines)
     revenue = lines[C.QUANTITY].astype(float) * lines[C.UNIT_PRICE].astype(float)
     frame = pd.DataFrame(
         {"t": pd.to_datetime(lines[C.TIMESTAMP]), "order": lines[C.ORDER_ID], "revenue": revenue}
     )
-    week = frame["t"].dt.to_period("W-SUN").dt.start_time
-    out = frame.groupby(week).agg(orders=("order", "nunique"), revenue=("revenue", "sum"))
+    period = frame["t"].dt.to_period("W-SUN" if freq == "W" else freq).dt.start_time
+    out = frame.groupby(period).agg(orders=("order", "nunique"), revenue=("revenue", "sum"))
     return out.rename_axis("week").reset_index()
 
 
 def weekly_activity_figure(lines: pd.DataFrame) -> go.Figure:
-    weekly = weekly_activity(lines)
+    freq = activity_frequency(lines)
+    weekly = weekly_activity(lines, freq)
     fig = make_subplots(specs=[[{"secondary_y": True}]])
     fig.add_bar(x=weekly["week"], y=weekly["revenue"], name="revenue", marker_color=ACCENT,
                 opacity=0.75)
     fig.add_scatter(x=weekly["week"], y=weekly["orders"], name="orders", mode="lines+markers",
                     line={"color": SECOND}, secondary_y=True)
-    fig.update_yaxes(title_text="revenue", secondary_y=False)
-    fig.update_yaxes(title_text="orders", secondary_y=True, showgrid=False)
-    return _style(fig, "Orders and revenue per week")
+    fig.update_xaxes(type="date")
+    fig.update_yaxes(title_text="revenue", rangemode="tozero", secondary_y=False)
+    fig.update_yaxes(title_text="orders", rangemode="tozero", secondary_y=True, showgrid=False)
+    unit = "week" if freq == "W" else "day"
+    return _style(fig, f"Orders and revenue per {unit}")
 
 
 def price_histogram(lines: pd.DataFrame, bins_per_decade: int = 8) -> pd.DataFrame:
@@ -304,7 +316,7 @@ def top_pairs_figure(dataset: Dataset, n: int = 12) -> go.Figure:
         customdata=pairs[["together"]],
         hovertemplate="%{y}: lift %{x:.1f}, together in %{customdata[0]} orders<extra></extra>",
     ))
-    fig.update_xaxes(title_text="lift (shrunk towards 1 for rare pairs)")
+    fig.update_xaxes(title_text="lift (shrunk for rare pairs)")
     return _style(fig, "Top co-purchased pairs by lift", height=420)
 
 
