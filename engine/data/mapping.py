@@ -92,7 +92,8 @@ def _auto_mapping(columns: Iterable[object], kind: str) -> dict[str, str]:
     taken: set[str] = set()
     cols = [str(c) for c in columns]
     # exact canonical names first, so "price" beside "unit_price" does not steal it
-    ordered = sorted(cols, key=lambda c: normalise_name(c) not in SYNONYMS[kind])
+    canonical_names = {normalise_name(c) for c in SYNONYMS[kind]}
+    ordered = sorted(cols, key=lambda c: normalise_name(c) not in canonical_names)
     for col in ordered:
         canonical = lookup.get(normalise_name(col))
         if canonical and canonical not in taken:

@@ -130,9 +130,15 @@ def decode(name: str, data: bytes) -> tuple[str, str]:
     try:
         from charset_normalizer import from_bytes
 
-        best = from_bytes(data[:200_000]).best()
-        if best is not None:
-            candidates.append(best.encoding)
+        matches = list(from_bytes(data[:200_000]))
+        if matches:
+            # on short text many code pages tie, or none shows a language; then
+            # prefer cp1252, the code page of most Western shop exports
+            rank = {m.encoding: (m.chaos, -m.coherence) for m in matches}
+            top = min(rank.values())
+            tied = [e for e, r in rank.items() if r == top]
+            weak = -top[1] < 0.2
+            candidates.append("cp1252" if "cp1252" in tied or weak else tied[0])
     except Exception:  # the guess is only a hint
         log.debug("charset-normalizer failed on %s", name, exc_info=True)
     for enc in [*candidates, "cp1252", "latin-1"]:
@@ -176,7 +182,8 @@ def _read_csv(name: str, data: bytes) -> Table:
     raw = raw.removeprefix(codecs.BOM_UTF8)
     # pyarrow's reader is several times faster but skips blank lines, which
     # would shift the row numbers; the C parser keeps them (dropped below)
-    blank_lines = bool(re.search(rb"\n[ \t\r]*\n", raw))
+    # (a line of spaces makes pyarrow fail on the field count, which also falls back)
+    blank_lines = b"\n\n" in raw or b"\n\r\n" in raw
     try:
         frame = None
         if not blank_lines:
