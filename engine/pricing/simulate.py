@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -61,9 +61,9 @@ class Market:
 
 @functools.lru_cache(maxsize=8)
 def standard_draws(seed: int, n_customers: int, n_bundles: int, size: int) -> np.ndarray:
-    """(n_bundles, n_customers, size) float32 standard normal draws, cached and read-only."""
+    """(n_bundles, size, n_customers) float32 standard normal draws, cached and read-only."""
     rng = np.random.default_rng(seed)
-    eps = rng.standard_normal((n_bundles, n_customers, size), dtype=np.float32)
+    eps = rng.standard_normal((n_bundles, size, n_customers), dtype=np.float32)
     eps.setflags(write=False)
     return eps
 
@@ -73,12 +73,15 @@ class Choices:
     """Per bundle and simulated visitor, everything that does not depend on the
     bundle price: worth of the bundle and the best alternative to it.
 
-    worth : (B, n) bundle worth (1 + synergy) * sum w.
+    parts_worth : (B, n) sum of the bundle's products' willingness to pay;
+        ``worth`` = (1 + synergy) * parts_worth (``with_synergy`` changes it
+        without new draws).
     alt_surplus, alt_revenue, alt_profit, alt_units : (B, n) of the best option
         without the bundle (nothing when no single purchase has positive surplus).
     """
 
-    worth: np.ndarray
+    parts_worth: np.ndarray
+    synergy: np.ndarray  # (B,)
     alt_surplus: np.ndarray
     alt_revenue: np.ndarray
     alt_profit: np.ndarray
@@ -87,6 +90,18 @@ class Choices:
     list_total: np.ndarray  # (B,)
     segments: np.ndarray  # (B,)
     segment_size: np.ndarray  # (B,) visitors of the bundle's segment
+
+    @property
+    def worth(self) -> np.ndarray:
+        return (1.0 + self.synergy.astype(np.float32))[:, None] * self.parts_worth
+
+    def with_synergy(self, synergy: float | Sequence[float]) -> Choices:
+        syn = np.broadcast_to(np.asarray(synergy, np.float32), self.synergy.shape).copy()
+        return replace(self, synergy=syn)
+
+    def with_segment_size(self, segment_size: np.ndarray) -> Choices:
+        """Same draws, new segment mix: ``segment_size`` (S,) visitors per segment."""
+        return replace(self, segment_size=np.asarray(segment_size, float)[self.segments])
 
     @property
     def threshold(self) -> np.ndarray:
@@ -124,32 +139,41 @@ def prepare_choices(
     items, mask = _pad(bundles)
     seg = np.asarray(segments, np.int64)
     b, size = items.shape
-    eps = standard_draws(int(seed), int(n_customers), b, size)
+    eps = standard_draws(int(seed), int(n_customers), b, size)  # (B, K, n)
     prices = market.list_price if component_prices is None else np.asarray(component_prices, float)
-    mu = market.mu[seg[:, None], items].astype(np.float32)  # (B, K)
-    sig = market.sigma[items].astype(np.float32)
-    w = np.exp(mu[:, None, :] + sig[:, None, :] * eps)  # (B, n, K)
-    w *= mask[:, None, :]
-    p = (prices[items] * mask).astype(np.float32)
-    c = (market.cost[items] * mask).astype(np.float32)
+    # padded slots: worth exp(-1e4) = 0 at price 0, so they add nothing and never win
+    mu = np.where(mask, market.mu[seg[:, None], items], -1e4).astype(np.float32)
+    sig = np.where(mask, market.sigma[items], 0.0).astype(np.float32)
+    p = np.where(mask, prices[items], 0.0).astype(np.float32)
+    c = np.where(mask, market.cost[items], 0.0).astype(np.float32)
     syn = np.broadcast_to(np.asarray(synergy, np.float32), (b,))
 
-    surplus = w - p[:, None, :]  # padded slots: 0 - 0 = 0, masked below
-    single = np.where(mask[:, None, :], surplus, -np.inf)
-    best = single.argmax(axis=2)
-    best_surplus = np.take_along_axis(single, best[..., None], axis=2)[..., 0]
-    all_surplus = surplus.sum(axis=2)
-    use_all = all_surplus > best_surplus
-    alt = np.where(use_all, all_surplus, best_surplus)
+    # one (B, n) slice per slot keeps every operation contiguous
+    sum_w = np.zeros((b, n_customers), np.float32)
+    best = np.full((b, n_customers), -np.inf, np.float32)
+    best_slot = np.zeros((b, n_customers), np.int8)
+    for k in range(size):
+        w = eps[:, k, :] * sig[:, k, None]
+        w += mu[:, k, None]
+        np.exp(w, out=w)
+        sum_w += w
+        w -= p[:, k, None]  # surplus of buying product k alone
+        better = w > best
+        np.maximum(best, w, out=best)
+        best_slot[better] = k
+    all_surplus = sum_w - p.sum(axis=1)[:, None]
+    use_all = all_surplus > best
+    alt = np.maximum(all_surplus, best)
     buys = alt > 0
-    rev_single = p[np.arange(b)[:, None], best]
-    prof_single = rev_single - c[np.arange(b)[:, None], best]
-    k = mask.sum(axis=1).astype(np.float32)
+    rows = np.arange(b)[:, None]
+    rev_single, cost_single = p[rows, best_slot], c[rows, best_slot]
+    k = mask.sum(axis=1).astype(np.float32)[:, None]
     alt_revenue = np.where(use_all, p.sum(1)[:, None], rev_single) * buys
-    alt_profit = np.where(use_all, (p - c).sum(1)[:, None], prof_single) * buys
-    alt_units = np.where(use_all, k[:, None], 1.0) * buys
+    alt_profit = alt_revenue - np.where(use_all, c.sum(1)[:, None], cost_single) * buys
+    alt_units = np.where(use_all, k, np.float32(1.0)) * buys
     return Choices(
-        worth=(1.0 + syn)[:, None] * w.sum(axis=2),
+        parts_worth=sum_w,
+        synergy=np.array(syn),
         alt_surplus=alt,
         alt_revenue=alt_revenue,
         alt_profit=alt_profit,
@@ -177,29 +201,44 @@ class SimulationResult:
 _METRICS = ("take_rate", "units", "revenue", "profit", "consumer_surplus", "cannibalised_units")
 
 
+def _mean_se(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Row means and their standard errors of a (B, n) float32 array, fast."""
+    n = x.shape[1]
+    mean = x.sum(axis=1, dtype=np.float64) / n
+    second = np.einsum("ij,ij->i", x, x, dtype=np.float64) / n
+    return mean, np.sqrt(np.maximum(second - mean**2, 0.0) / n)
+
+
 def evaluate(choices: Choices, prices: np.ndarray) -> SimulationResult:
     """Outcomes of offering each bundle at ``prices`` (B,); cheap, reuses the draws."""
-    prices = np.asarray(prices, np.float32)[:, None]
-    take = choices.worth - prices >= np.maximum(choices.alt_surplus, 0.0)
+    p = np.asarray(prices, np.float32)[:, None]
+    worth = choices.worth
+    alt_pos = np.maximum(choices.alt_surplus, np.float32(0.0))
+    bundle_surplus = worth - p
+    take = bundle_surplus >= alt_pos
     n = take.shape[1]
-    per_visitor = {
-        "take_rate": take.astype(np.float32),
-        "revenue": np.where(take, prices, choices.alt_revenue),
-        "profit": np.where(take, prices - choices.bundle_cost[:, None], choices.alt_profit),
-        "consumer_surplus": np.maximum(choices.worth - prices, np.maximum(choices.alt_surplus, 0)),
-        "cannibalised_units": choices.alt_units * take,
-    }
+    rate = np.count_nonzero(take, axis=1) / n
+    rate_se = np.sqrt(rate * (1 - rate) / n)
     size = choices.segment_size
-    out = {"segment": choices.segments, "bundle_price": prices[:, 0].astype(float)}
+    out = {
+        "segment": choices.segments,
+        "bundle_price": p[:, 0].astype(float),
+        "take_rate": rate,
+        "take_rate_se": rate_se,
+        "units": rate * size,
+        "units_se": rate_se * size,
+    }
+    per_visitor = {
+        "revenue": np.where(take, p, choices.alt_revenue),
+        "profit": np.where(
+            take, p - choices.bundle_cost[:, None].astype(np.float32), choices.alt_profit
+        ),
+        "consumer_surplus": np.maximum(bundle_surplus, alt_pos),
+        "cannibalised_units": np.where(take, choices.alt_units, np.float32(0.0)),
+    }
     for name, v in per_visitor.items():
-        mean = v.mean(axis=1, dtype=np.float64)
-        se = v.std(axis=1, dtype=np.float64) / np.sqrt(n)
-        scale = 1.0 if name == "take_rate" else size
-        out[name] = mean * scale
-        out[name + "_se"] = se * scale
-        if name == "take_rate":
-            out["units"] = mean * size
-            out["units_se"] = se * size
+        mean, se = _mean_se(v)
+        out[name], out[name + "_se"] = mean * size, se * size
     frame = pd.DataFrame(out)
     frame["margin"] = np.where(frame["revenue"] > 0, frame["profit"] / frame["revenue"], 0.0)
     totals = {}
