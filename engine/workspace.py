@@ -17,6 +17,8 @@ and intact. Directories no longer referenced are removed afterwards.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import logging
@@ -121,6 +123,16 @@ class Workspace:
         return self.root / "catalogue.json"
 
     # --- catalogue --------------------------------------------------------
+    @contextlib.contextmanager
+    def _locked(self):
+        """Serialise catalogue read-modify-write between sessions and processes."""
+        with open(self.root / ".lock", "a+") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
     def _catalogue(self) -> dict:
         try:
             return json.loads(self._catalogue_path.read_text(encoding="utf-8"))
@@ -146,11 +158,14 @@ class Workspace:
         return name if name in cat["datasets"] else None
 
     def set_current(self, name: str) -> None:
-        cat = self._catalogue()
-        if name not in cat["datasets"]:
-            raise KeyError(f"no dataset {name!r} in workspace {self.root}; saved: {sorted(cat['datasets'])}")
-        cat["current"] = name
-        _write_json_atomic(self._catalogue_path, cat)
+        with self._locked():
+            cat = self._catalogue()
+            if name not in cat["datasets"]:
+                raise KeyError(
+                    f"no dataset {name!r} in workspace {self.root}; saved: {sorted(cat['datasets'])}"
+                )
+            cat["current"] = name
+            _write_json_atomic(self._catalogue_path, cat)
 
     # --- datasets ---------------------------------------------------------
     def save(
@@ -180,6 +195,14 @@ class Workspace:
             raise
         report = result.report.to_dict()
         ds = result.dataset
+        with self._locked():
+            old = self._commit(name, final, files, keep_non_merchandise, ds, report, make_current)
+        if old and old != final.name:
+            shutil.rmtree(self.root / "datasets" / old, ignore_errors=True)
+        log.info("saved dataset %r to %s", name, final)
+
+    def _commit(self, name, final, files, keep, ds, report, make_current) -> str | None:
+        """Point the catalogue at the new folder; returns the folder it replaced."""
         cat = self._catalogue()
         old = cat["datasets"].get(name, {}).get("dir")
         cat["datasets"][name] = {
@@ -187,7 +210,7 @@ class Workspace:
             "dir": final.name,
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "files": files,
-            "keep_non_merchandise": sorted(map(str, keep_non_merchandise)),
+            "keep_non_merchandise": sorted(map(str, keep)),
             "counts": {
                 "lines": len(ds.lines),
                 "orders": int(ds.n_orders),
@@ -199,9 +222,7 @@ class Workspace:
         if make_current or cat.get("current") not in cat["datasets"]:
             cat["current"] = name
         _write_json_atomic(self._catalogue_path, cat)  # the commit point
-        if old and old != final.name:
-            shutil.rmtree(self.root / "datasets" / old, ignore_errors=True)
-        log.info("saved dataset %r to %s", name, final)
+        return old
 
     def _write_dataset(self, folder: Path, result: Any, sources: Sequence[Any]) -> list[dict]:
         ds: Dataset = result.dataset
@@ -247,13 +268,14 @@ class Workspace:
         return [folder / f["name"] for f in entry["files"]]
 
     def delete(self, name: str) -> None:
-        cat = self._catalogue()
-        entry = cat["datasets"].pop(name, None)
-        if entry is None:
-            return
-        if cat.get("current") == name:
-            cat["current"] = next(iter(sorted(cat["datasets"])), None)
-        _write_json_atomic(self._catalogue_path, cat)
+        with self._locked():
+            cat = self._catalogue()
+            entry = cat["datasets"].pop(name, None)
+            if entry is None:
+                return
+            if cat.get("current") == name:
+                cat["current"] = next(iter(sorted(cat["datasets"])), None)
+            _write_json_atomic(self._catalogue_path, cat)
         shutil.rmtree(self.root / "datasets" / entry["dir"], ignore_errors=True)
 
     # --- privacy ----------------------------------------------------------

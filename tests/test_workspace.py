@@ -173,3 +173,28 @@ def test_default_root_from_environment(tmp_path, monkeypatch):
 def test_safe_name_from_file_names():
     assert safe_name("Online Retail (2011).xlsx") == "Online_Retail_2011"
     assert safe_name("../../") == "dataset"
+
+
+def test_concurrent_saves_keep_every_dataset(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    results = {n: _result(3 + n) for n in range(6)}
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda n: Workspace(tmp_path).save(f"d{n}", results[n]), results))
+    ws = Workspace(tmp_path)
+    assert ws.names() == [f"d{n}" for n in range(6)]
+    assert [ws.entry(f"d{n}")["counts"]["orders"] for n in range(6)] == [3, 4, 5, 6, 7, 8]
+
+
+@pytest.mark.slow
+def test_full_online_retail_round_trip(tmp_path, real_full_path):
+    from engine.data import load_files
+
+    result = load_files([real_full_path])
+    ws = Workspace(tmp_path)
+    ws.save("retail", result)
+    ds, report = Workspace(tmp_path).load("retail")
+    pd.testing.assert_frame_equal(ds.lines, result.dataset.lines)
+    pd.testing.assert_frame_equal(ds.products, result.dataset.products)
+    assert report["rows_read"] == 541_909
+    assert len(ws.set_aside_rows("retail")) == 541_909 - report["rows_kept"]
