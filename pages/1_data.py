@@ -144,7 +144,7 @@ with right:
                 )
             st.rerun()
 
-aside = ws.set_aside_rows(name)
+aside = state.set_aside_rows(name)
 if not aside.empty:
     with st.expander("Sample of the lines set aside", expanded=False):
         reasons = sorted(aside["reason"].astype(str).unique()) if "reason" in aside else []
@@ -152,6 +152,16 @@ if not aside.empty:
         shown = aside[aside["reason"].astype(str).isin(pick)] if reasons else aside
         st.dataframe(ud.pseudonymise_frame(shown.head(200), ws), hide_index=True, width="stretch")
         st.caption(f"{len(shown):,} lines; first 200 shown. Customer ids are pseudonymised.")
+
+with st.expander("Files and column mapping used"):
+    for file, kind in (report.get("file_kinds") or {}).items():
+        used = (report.get("mapping") or {}).get(file, {})
+        st.markdown(f"**{file}** · {kind.replace('_', ' ')}")
+        st.dataframe(pd.DataFrame({"their column": list(used), "canonical": list(used.values())}),
+                     hide_index=True)
+    sha = {f["name"]: f["sha256"][:12] for f in entry.get("files", [])}
+    if sha:
+        st.caption("sha256: " + " · ".join(f"{k} {v}…" for k, v in sha.items()))
 
 st.header("What the data shows")
 lines = dataset.lines

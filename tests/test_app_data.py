@@ -245,3 +245,17 @@ def test_failed_load_keeps_previous_dataset(tmp_path, sample_dir):
     assert not outcome.ok and outcome.kept_previous == "sample"
     assert any("lines.csv" in str(i) for i in outcome.issues)
     assert ws.entry("sample")["dir"] == before
+
+
+def test_tables_show_pseudonyms_not_customer_ids(app, real_sample_path):
+    at = _upload(app, [("retail.csv", real_sample_path.read_bytes())])
+    at.button(key=state.LOAD_BUTTON_WIDGET).click().run()
+    raw = set(pd.read_csv(real_sample_path)["CustomerID"].dropna().astype(int).astype(str))
+    with_ids = [d.value for d in at.dataframe if C.CUSTOMER_ID in d.value.columns]
+    assert len(with_ids) == 2  # set-aside sample and order lines
+    for frame in with_ids:
+        shown = frame[C.CUSTOMER_ID].dropna().astype(str)
+        shown = shown[shown != ""]
+        assert len(shown) > 0
+        assert shown.str.fullmatch(r"c_[0-9a-f]{10}").all()
+        assert not set(shown) & raw

@@ -88,3 +88,15 @@ def current_dataset() -> tuple[str, Dataset, dict] | None:
         return None
     dataset, report = _load_dataset(str(ws.root.resolve()), name, ws.entry(name)["dir"])
     return name, dataset, report
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def _set_aside_rows(root: str, name: str, folder: str):
+    del folder  # cache key only: a new save of ``name`` gets a new folder
+    return Workspace(Path(root)).set_aside_rows(name)
+
+
+def set_aside_rows(name: str):
+    """The lines set aside when ``name`` was loaded (raw customer ids: pseudonymise to show)."""
+    ws = workspace()
+    return _set_aside_rows(str(ws.root.resolve()), name, ws.entry(name)["dir"])
