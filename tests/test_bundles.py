@@ -363,3 +363,13 @@ def test_order_coverage_counts_orders_of_each_segment_against_its_own_bundles():
     share = order_coverage(holdout, {0: [("a", "b")], 1: [("c", "d")]}, segment_of_order)
     assert share == pytest.approx(2 / 3)
     assert order_coverage(holdout, {0: [("c", "d")], 1: [("a", "z")]}, segment_of_order) == 0.0
+
+
+def test_customer_affinity_blends_own_purchases_with_the_segment():
+    from engine.bundles.segments import customer_affinity, segment_affinity
+
+    matrix = sp.csr_matrix(np.array([[2, 0, 0, 2], [0, 1, 0, 0], [0, 1, 3, 0]], dtype=float))
+    seg = segment_affinity(matrix, [0, 1, 1], 2)
+    np.testing.assert_allclose(seg, [[0.5, 0, 0, 0.5], [0, 0.625, 0.375, 0]])
+    row = customer_affinity(matrix, 2, seg[1], own_weight=0.5)
+    np.testing.assert_allclose(row, [[0, 0.4375, 0.5625, 0]])

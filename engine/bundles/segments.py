@@ -49,3 +49,20 @@ def kmeans_segments(
     z = TruncatedSVD(n_components=k, random_state=seed).fit_transform(shares)
     z = normalize(z)
     return KMeans(n_clusters=n_segments, n_init=4, random_state=seed).fit_predict(z)
+
+
+def customer_affinity(
+    matrix: sp.spmatrix, customer: int, segment_row: np.ndarray, own_weight: float = 0.5
+) -> np.ndarray:
+    """(1, P) preference row of one customer: their own purchase shares blended
+    with their segment's affinity (so products they never bought still count).
+
+    Both parts are scaled to sum to 1 before blending with ``own_weight``.
+    """
+    if not 0 <= own_weight <= 1:
+        raise ValueError(f"own_weight must be in [0, 1], got {own_weight}")
+    own = np.asarray(sp.csr_matrix(matrix)[customer].todense(), dtype=np.float64).ravel()
+    seg = np.asarray(segment_row, dtype=np.float64).ravel()
+    own = own / own.sum() if own.sum() > 0 else own
+    seg = seg / seg.sum() if seg.sum() > 0 else seg
+    return (own_weight * own + (1 - own_weight) * seg)[None, :]
