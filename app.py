@@ -15,6 +15,7 @@ state.init_state()
 # one line per page, in menu order
 PAGES = [
     st.Page("pages/1_data.py", title="Data", icon="📂", default=True),
+    st.Page("pages/3_bundles.py", title="Bundles", icon="🧺"),
 ]
 
 
