@@ -223,7 +223,7 @@ def _has_decimal_comma(frame: pd.DataFrame) -> bool:
 
 def _with_row_index(name: str, frame: pd.DataFrame, drop_blank: bool = True) -> Table:
     """Strings everywhere, "" for missing, spreadsheet row numbers as the index."""
-    frame = frame.copy()
+    # the frame was just read and is ours: no copy
     frame.columns = [str(c).strip() for c in frame.columns]
     for col in frame.columns:
         s = frame[col]

@@ -210,7 +210,8 @@ def canonical_lines(table: Table, mapping: dict[str, str]) -> tuple[pd.DataFrame
         )]
     keep = [c for c in table.frame.columns if c in mapping]
     raw = table.frame[keep].rename(columns=mapping)
-    raw.insert(0, C.SOURCE_FILE, table.name)
+    # one file name per line: categorical, so taking rows does not copy 500k strings
+    raw.insert(0, C.SOURCE_FILE, pd.Categorical.from_codes(np.zeros(len(raw), np.int8), [table.name]))
     raw.insert(1, C.SOURCE_ROW, raw.index.to_numpy(np.int64))
     raw = raw.reset_index(drop=True)
     raw.attrs["decimal_comma"] = table.decimal_comma
@@ -221,6 +222,7 @@ def check_lines(parts: list[pd.DataFrame], keep_non_merchandise: tuple[str, ...]
     """Apply the rules of REASONS to order lines from one or more files."""
     typed = [_typed(p) for p in parts]
     raw = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0].reset_index(drop=True)
+    raw[C.SOURCE_FILE] = raw[C.SOURCE_FILE].astype("category")  # concat of files gives text
     parsed = pd.concat(typed, ignore_index=True) if len(typed) > 1 else typed[0]
     qty, price, ts = parsed[C.QUANTITY], parsed[C.UNIT_PRICE], parsed[C.TIMESTAMP]
     o_codes, orders = factorize_ids(raw[C.ORDER_ID])
