@@ -66,3 +66,19 @@ def test_parse_maps():
 def test_bad_map_argument_exits_2(real_sample_path, capsys):
     assert main(["validate", str(real_sample_path), "--map", "nonsense"]) == 2
     assert "--map" in capsys.readouterr().err
+
+
+def test_map_file_json(tmp_path, capsys):
+    path = tmp_path / "orders.csv"
+    pd.DataFrame({"Nr": ["1", "2"], "Artikel": ["A1", "B2"], "Menge": ["1", "2"],
+                  "Preis": ["2.5", "1.0"], "Datum": ["2011-01-01", "2011-01-02"],
+                  "Kunde": ["7", "8"]}).to_csv(path, index=False)
+    mapping = tmp_path / "mapping.json"
+    mapping.write_text(json.dumps({"orders.csv": {
+        "Nr": "order_id", "Artikel": "product_id", "Menge": "quantity", "Preis": "unit_price",
+        "Datum": "timestamp", "Kunde": "customer_id"}}))
+    assert main(["validate", "--json", "--map-file", str(mapping), str(path)]) == 0
+    assert json.loads(capsys.readouterr().out)["rows_kept"] == 2
+    mapping.write_text("[1, 2]")
+    assert main(["validate", "--map-file", str(mapping), str(path)]) == 2
+    assert "mapping.json" in capsys.readouterr().err

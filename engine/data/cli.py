@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import sys
+from pathlib import Path
 
 from engine.data.load import ValidationReport, load_files
 from engine.data.validate import REASONS
@@ -25,6 +26,9 @@ def register(subparsers) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--map", action="append", default=[], metavar="[FILE:]THEIRS=CANONICAL",
                    help="map a column, e.g. orders.csv:Bestellnr=order_id (repeatable)")
+    p.add_argument("--map-file", metavar="JSON",
+                   help='the analyst\'s mapping as JSON: {"file.csv": {"theirs": "canonical"}} '
+                        'or {"theirs": "canonical"} for every file; --map wins over it')
     p.add_argument("--keep-non-merchandise", nargs="+", action="extend", default=[],
                    metavar="CODE", help="non-merchandise codes to keep as products")
     p.set_defaults(func=run_validate)
@@ -43,9 +47,24 @@ def parse_maps(items: list[str]) -> dict[str, dict[str, str]] | dict[str, str]:
     return per_file
 
 
-def _mapping_for(per_file: dict[str, dict[str, str]], files: list[str]) -> dict:
-    from pathlib import Path
+def read_map_file(path: str) -> dict[str, dict[str, str]]:
+    """A JSON mapping file as {file or "*": {theirs: canonical}}; ValueError naming the file."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"--map-file {path}: cannot read it as JSON ({exc})") from exc
+    if not isinstance(data, dict):
+        raise ValueError(f"--map-file {path}: expected a JSON object")
+    if all(isinstance(v, str) for v in data.values()):
+        return {"*": dict(data)}
+    if all(isinstance(v, dict) and all(isinstance(x, str) for x in v.values())
+           for v in data.values()):
+        return {k: dict(v) for k, v in data.items()}
+    raise ValueError(f"--map-file {path}: expected {{theirs: canonical}} or "
+                     "{file: {theirs: canonical}} with text values")
 
+
+def _mapping_for(per_file: dict[str, dict[str, str]], files: list[str]) -> dict:
     common = per_file.get("*", {})
     out = {}
     for f in files:
@@ -56,7 +75,10 @@ def _mapping_for(per_file: dict[str, dict[str, str]], files: list[str]) -> dict:
 
 def run_validate(args: argparse.Namespace) -> int:
     try:
-        mapping = _mapping_for(parse_maps(args.map), args.files)
+        per_file = read_map_file(args.map_file) if args.map_file else {}
+        for fname, cols in parse_maps(args.map).items():
+            per_file.setdefault(fname, {}).update(cols)
+        mapping = _mapping_for(per_file, args.files)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
