@@ -74,8 +74,9 @@ if pending:
     name_col, load_col = st.columns([3, 1], vertical_alignment="bottom")
     ds_name = name_col.text_input("Save as", value=safe_name(first), key=state.NAME_WIDGET)
     if load_col.button("Load", type="primary", key=state.LOAD_BUTTON_WIDGET, width="stretch"):
-        with st.spinner("Loading and validating…"):
-            ss[state.LAST_LOAD] = ud.load_into_workspace(ws, safe_name(ds_name), pending, mapping)
+        ss[state.LAST_LOAD] = ud.load_into_workspace(
+            ws, safe_name(ds_name), pending, mapping, progress=state.progress_bar("Loading…")
+        )
         if ss[state.LAST_LOAD].ok:
             ss[state.PENDING_FILES] = []
             st.rerun()

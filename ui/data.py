@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -92,6 +92,7 @@ def load_into_workspace(
     files: Sequence[tuple[str, bytes]] | Sequence[Path],
     mapping: dict[str, dict[str, str]] | None = None,
     keep_non_merchandise: Iterable[str] = (),
+    progress: Callable[[float], None] | None = None,
 ) -> LoadOutcome:
     """Load files with the loader and save them as ``name``, the dataset in use.
 
@@ -102,7 +103,8 @@ def load_into_workspace(
     names = tuple(Path(f).name if isinstance(f, Path) else f.name for f in inputs)
     keep = sorted(map(str, keep_non_merchandise))
     try:
-        result = load_files(inputs, mapping=mapping or None, keep_non_merchandise=keep)
+        result = load_files(inputs, mapping=mapping or None, keep_non_merchandise=keep,
+                            progress=progress)
         ws.save(name, result, sources=inputs, keep_non_merchandise=keep)
     except DataValidationError as err:
         return LoadOutcome(False, name, tuple(err.issues), names, ws.current)

@@ -7,6 +7,7 @@ analyst leaves a page); widget keys are named ``*_WIDGET`` so the two never mix.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import streamlit as st
@@ -100,3 +101,13 @@ def set_aside_rows(name: str):
     """The lines set aside when ``name`` was loaded (raw customer ids: pseudonymise to show)."""
     ws = workspace()
     return _set_aside_rows(str(ws.root.resolve()), name, ws.entry(name)["dir"])
+
+
+def progress_bar(label: str) -> Callable[[float], None]:
+    """An engine ``progress`` callback drawing an ``st.progress`` bar (fraction 0..1)."""
+    bar = st.progress(0.0, text=label)
+
+    def update(fraction: float) -> None:
+        bar.progress(min(max(float(fraction), 0.0), 1.0), text=label)
+
+    return update
