@@ -209,3 +209,19 @@ def test_nothing_left_raises_with_report(tmp_path):
     assert issue.rule == "nothing_left" and issue.file == "all_bad.csv"
     assert exc.value.report.set_aside["cancelled"] == 1
     assert exc.value.report.set_aside["missing_customer"] == 1
+
+
+def test_sample_market_dirt_matches_its_ground_truth(sample_dir):
+    files = [sample_dir / f for f in ("order_lines.csv", "products.csv", "customers.csv")]
+    if not all(f.exists() for f in files):
+        pytest.skip("sample market not generated yet")
+    dirt = json.loads((sample_dir / "ground_truth.json").read_text())["dirt"]
+    rep = load_files(files).report
+    assert rep.rows_read == dirt["total_lines"]
+    assert rep.rows_kept == dirt["clean_lines"]
+    assert rep.set_aside["return"] == dirt["return_lines"]
+    assert rep.set_aside["cancelled"] == dirt["cancelled_lines"]
+    assert rep.set_aside["non_merchandise"] == dirt["postage_lines"]
+    assert rep.set_aside["missing_customer"] == dirt["missing_customer_lines"]
+    assert rep.file_kinds == {"order_lines.csv": "order_lines", "products.csv": "products",
+                              "customers.csv": "customers"}
