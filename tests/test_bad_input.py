@@ -240,6 +240,26 @@ def case_ragged_row(tmp):
         "malformed_rows", "ragged.csv", rows=(4,))
 
 
+def case_short_row(tmp):
+    text = csv_text(GOOD).splitlines()
+    text[2] = "5001,71053,METAL LANTERN,2"  # the last four cells missing
+    return [write(tmp, "short.csv", "\n".join(text) + "\n")], Ok(
+        5, {"bad_price": 1}, check=_rows_aside("bad_price", [3]))
+
+
+def case_two_order_files(tmp):
+    a = write(tmp, "jan.csv", csv_text(GOOD[:4]))
+    b = write(tmp, "feb.csv", csv_text([GOOD[3], *GOOD[4:]]))  # one line in both files
+
+    def check(res):
+        aside = res.report.set_aside_rows
+        assert aside[[C.SOURCE_FILE, C.SOURCE_ROW, "reason"]].astype(str).values.tolist() == [
+            ["feb.csv", "2", "duplicate"]]
+        assert set(res.dataset.lines[C.SOURCE_FILE].astype(str)) == {"jan.csv", "feb.csv"}
+        assert res.report.rows_read == 7
+    return [a, b], Ok(6, {"duplicate": 1}, check=check)
+
+
 def case_blank_line_keeps_row_numbers(tmp):
     text = csv_text(with_row(3, UnitPrice="0")).splitlines()
     text.insert(2, "")  # a blank spreadsheet row 3; the zero price moves to row 6
