@@ -12,10 +12,11 @@ from ui import state
 st.set_page_config(page_title="Bundle engine", page_icon="🧺", layout="wide")
 state.init_state()
 
-# one line per page, in menu order
+# one line per page, in menu order; icons from Material Symbols (":material/name:"),
+# since emoji need a font that headless chromium in CI lacks
 PAGES = [
-    st.Page("pages/1_data.py", title="Data", icon="📂", default=True),
-    st.Page("pages/3_bundles.py", title="Bundles", icon="🧺"),
+    st.Page("pages/1_data.py", title="Data", icon=":material/database:", default=True),
+    st.Page("pages/3_bundles.py", title="Bundles", icon=":material/shopping_basket:"),
 ]
 
 

@@ -63,3 +63,9 @@ def test_upload_load_and_report(app_url, page, real_sample_path):  # noqa: F811
     SCREENSHOT.parent.mkdir(exist_ok=True)
     full_page_screenshot(page, SCREENSHOT)
     assert SCREENSHOT.stat().st_size > 50_000
+
+    # a browser refresh is a new session: the workspace still has the dataset in use
+    page.reload()
+    wait_idle(page)
+    page.get_by_text("Validation report · online_retail_sample").wait_for()
+    assert metric_value(page, "Rows read") == "10,000"
