@@ -259,3 +259,25 @@ def test_tables_show_pseudonyms_not_customer_ids(app, real_sample_path):
         assert len(shown) > 0
         assert shown.str.fullmatch(r"c_[0-9a-f]{10}").all()
         assert not set(shown) & raw
+
+
+def test_xlsx_upload_loads_and_sample_button_returns_to_sample(app):
+    import io
+
+    lines = pd.read_csv(io.BytesIO(FOREIGN)).rename(columns=FIX).dropna(subset=[C.CUSTOMER_ID])
+    buf = io.BytesIO()
+    lines.to_excel(buf, index=False)
+    at = app
+    at.file_uploader(key=state.UPLOADER_WIDGET).set_value(
+        ("orders.xlsx", buf.getvalue(),
+         "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+    ).run()
+    at.button(key=state.LOAD_BUTTON_WIDGET).click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert Workspace().current == "orders"
+    assert (_metric(at, "Rows read"), _metric(at, "Rows kept")) == ("4", "4")
+
+    at.button(key=state.SAMPLE_BUTTON_WIDGET).click().run()
+    assert Workspace().current == "sample"
+    assert _metric(at, "Products") == "300"
+    assert Workspace().names() == ["orders", "sample"]
