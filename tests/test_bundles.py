@@ -164,6 +164,8 @@ def test_same_seed_same_bundles_and_frame():
     assert len(frame) == len(a)
     assert {"segment", "product_ids", "list_total", "affinity", "reason"} <= set(frame.columns)
     assert frame.groupby("segment")["rank"].min().eq(1).all()
+    assert frame["bundle_id"].iloc[0] == f"S{a[0].segment}-" + "-".join(a[0].product_ids)
+    assert frame["bundle_id"].is_unique
 
 
 def test_returned_bundles_are_diverse():
