@@ -158,6 +158,8 @@ def parse_timestamps(s: pd.Series) -> pd.Series:
         ok = _to_datetime(sample, fmt).notna().sum()
         if ok > best_ok:
             best, best_ok = fmt, ok
+        if ok == len(sample):  # a later format could only tie, and ties go to the first
+            break
     out = _to_datetime(text, best)
     missed = out.isna() & (text != "")
     if missed.any():
