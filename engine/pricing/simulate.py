@@ -151,7 +151,8 @@ def prepare_choices(
     # one (B, n) slice per slot keeps every operation contiguous
     sum_w = np.zeros((b, n_customers), np.float32)
     best = np.full((b, n_customers), -np.inf, np.float32)
-    best_slot = np.zeros((b, n_customers), np.int8)
+    rev_single = np.zeros((b, n_customers), np.float32)  # price of the best single product
+    cost_single = np.zeros((b, n_customers), np.float32)
     for k in range(size):
         w = eps[:, k, :] * sig[:, k, None]
         w += mu[:, k, None]
@@ -160,13 +161,12 @@ def prepare_choices(
         w -= p[:, k, None]  # surplus of buying product k alone
         better = w > best
         np.maximum(best, w, out=best)
-        best_slot[better] = k
+        np.copyto(rev_single, p[:, k, None], where=better)
+        np.copyto(cost_single, c[:, k, None], where=better)
     all_surplus = sum_w - p.sum(axis=1)[:, None]
     use_all = all_surplus > best
     alt = np.maximum(all_surplus, best)
     buys = alt > 0
-    rows = np.arange(b)[:, None]
-    rev_single, cost_single = p[rows, best_slot], c[rows, best_slot]
     k = mask.sum(axis=1).astype(np.float32)[:, None]
     alt_revenue = np.where(use_all, p.sum(1)[:, None], rev_single) * buys
     alt_profit = alt_revenue - np.where(use_all, c.sum(1)[:, None], cost_single) * buys
