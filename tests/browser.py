@@ -4,7 +4,7 @@ Use them from a test module with::
 
     from tests.browser import app_url, browser, page  # noqa: F401  (pytest fixtures)
 
-The server runs once per test session on a free port with its own empty
+The server runs once per test module on a free port with its own empty
 workspace (so it opens on the bundled sample data); the browser is the
 system chromium at /usr/bin/chromium driven by Playwright's sync API
 (``playwright install`` is never needed). Without that chromium the tests
@@ -91,9 +91,12 @@ def stop_app(proc: subprocess.Popen) -> None:
             proc.wait()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def app_url(tmp_path_factory) -> Iterator[str]:
-    """URL of a live dashboard with a fresh workspace (opens on the sample data)."""
+    """URL of a live dashboard with a fresh workspace (opens on the sample data).
+
+    One server per test module, so one module's uploads never change what
+    another module's tests see (about 3 s to start)."""
     proc, url = start_app(tmp_path_factory.mktemp("browser_ws"))
     try:
         yield url
