@@ -13,7 +13,7 @@ import logging
 import sys
 
 # modules that register sub-commands, in the order they appear in --help
-CLI_MODULES = ("engine.data.cli",)
+CLI_MODULES = ("engine.data.cli", "engine.bundles.cli")
 
 
 def build_parser() -> argparse.ArgumentParser:
