@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SCREENSHOT = ROOT / "docs" / "screenshot_data.png"
 
 
-def test_upload_load_and_report(app_url, page, real_sample_path):  # noqa: F811
+def test_upload_load_and_report(page, app_url, real_sample_path):  # noqa: F811
     page.goto(app_url)
     wait_idle(page)
     # a fresh workspace opens on the bundled sample market
