@@ -181,3 +181,21 @@ def test_infeasible_guardrails_are_flagged():
     cfg = PricingConfig(margin_floor=0.2, price_ending=None, n_customers=1000)
     (res,) = optimise_prices(prepare_choices(market, [(0,)], [0], n_customers=1000), cfg)
     assert not res.converged and "guardrail" in res.message
+
+
+def test_price_bundles_pipeline_and_curve_agree_with_the_optimum():
+    from engine.pricing import price_bundles, price_curve
+
+    market = _small_market()
+    bundles = [(0, 1), (0, 1), (2, 3, 4)]
+    cfg = PricingConfig(max_discount=0.4, margin_floor=0.0, price_ending=None, n_customers=3000)
+    run = price_bundles(market, bundles, [0, 1, 0], cfg, synergy=0.05)
+    assert len(run.results) == 3 and run.simulation.per_bundle.shape[0] == 3
+    p = run.prices[:2]
+    assert p.max() / p.min() - 1 <= cfg.max_segment_spread + 1e-9
+    curve = price_curve(run.choices, 2)
+    # no price on the curve (inside the guardrails) beats the optimum
+    lo = run.choices.list_total[2] * 0.6
+    inside = curve[curve["bundle_price"] >= lo]
+    assert inside["profit"].max() <= run.results[2].profit + 1e-6
+    assert curve["take_rate"].is_monotonic_decreasing

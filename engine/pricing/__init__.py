@@ -1,5 +1,15 @@
 """Bundle pricing: demand model, market simulator, optimiser, A/B test, adjustment."""
 
+from engine.pricing.abtest import ABTestResult, ab_test
+from engine.pricing.adjust import Adjustment, adjust_prices
+from engine.pricing.demand import (
+    DemandConfig,
+    DemandModel,
+    bundle_synergy,
+    calibrate_demand,
+    month_index,
+    seasonal_index,
+)
 from engine.pricing.optimise import (
     PriceResult,
     PricingConfig,
@@ -7,10 +17,25 @@ from engine.pricing.optimise import (
     optimise_prices,
     segment_groups,
 )
+from engine.pricing.pipeline import PricingRun, price_bundles, price_curve, run_on_choices
 from engine.pricing.simulate import Market, SimulationResult, evaluate, prepare_choices, simulate
 
 __all__ = [
+    "ABTestResult",
+    "Adjustment",
+    "DemandConfig",
+    "DemandModel",
     "Market",
+    "PricingRun",
+    "ab_test",
+    "adjust_prices",
+    "bundle_synergy",
+    "calibrate_demand",
+    "month_index",
+    "price_bundles",
+    "price_curve",
+    "run_on_choices",
+    "seasonal_index",
     "PriceResult",
     "PricingConfig",
     "SimulationResult",
