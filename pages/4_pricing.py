@@ -1,0 +1,140 @@
+"""Pricing: personalised bundle prices from the simulated market, with the
+guardrails and demand assumptions on sliders, and the price list to download."""
+
+import numpy as np
+import streamlit as st
+
+from engine import export
+from engine.pricing import PricingConfig, price_curve, run_on_choices
+from engine.pricing.demand import FROM_DATA
+from ui import pricing as up
+from ui import state
+
+ss = st.session_state
+state.init_state()
+ws = state.workspace()
+
+# result keys (no widget owns them): the latest run and its price list, for tests and export
+RUN = "pricing_run"
+PRICE_LIST = "pricing_price_list"
+
+st.title("Pricing")
+st.caption(
+    "Each simulated customer takes whatever gives the largest surplus: nothing, single "
+    "products, all of them separately, or the bundle. Prices maximise expected profit within "
+    "your guardrails."
+)
+
+current = state.current_dataset()
+if current is None:
+    st.info("No dataset yet: load one on the Data page.")
+    st.stop()
+name, dataset, _ = current
+folder = ws.entry(name)["dir"]
+n_segments = 5
+off = up.offer(name, folder, n_segments, dataset)
+if not off.bundles:
+    st.warning("No bundles for this dataset: loosen the settings on the Bundles page.")
+    st.stop()
+model = up.demand_model(name, folder, n_segments, dataset, off.segment_labels)
+src = model.sigma_source[0]
+st.caption(
+    f"Demand: price sensitivity from the {src} (sigma {model.sigma[0]:.2f}); "
+    f"{(model.cost_source == 'assumed cost share').sum()} products without a cost use an "
+    "assumed cost share of 60 %."
+)
+
+
+@st.fragment
+def simulator() -> None:
+    left, mid, right = st.columns(3)
+    max_discount = left.slider("Largest discount %", 0, 60, 30, key="pricing_discount_widget")
+    margin_floor = left.slider("Margin floor %", 0, 60, 10, key="pricing_margin_widget")
+    ending = left.selectbox("Price ending", [".99", ".49", "none"], key="pricing_ending_widget")
+    spread = mid.slider("Largest price spread between segments %", 0, 50, 20,
+                        key="pricing_spread_widget")
+    use_e = mid.checkbox("Set price sensitivity by hand", value=src != FROM_DATA,
+                         key="pricing_use_elasticity_widget")
+    elasticity = mid.slider("Elasticity at list price", 0.5, 6.0, 2.0, 0.1,
+                            key="pricing_elasticity_widget", disabled=not use_e)
+    syn_auto = right.checkbox("Synergy from co-purchase lift", value=True,
+                              key="pricing_synergy_auto_widget")
+    synergy = right.slider("Synergy %", 0, 30, 5, key="pricing_synergy_widget",
+                           disabled=syn_auto)
+    month = right.selectbox("Season", list(range(13)), key="pricing_month_widget",
+                            format_func=lambda m: "whole year" if m == 0 else f"month {m}")
+    with st.expander("Segment mix (visitors per period)"):
+        sizes = np.bincount(off.segment_labels, minlength=n_segments).astype(float)
+        mix = np.array([
+            st.slider(off.segment_names[s], 0, int(3 * sizes[s]) + 10, int(sizes[s]),
+                      key=f"pricing_mix_{s}_widget")
+            for s in range(n_segments)
+        ], float)
+
+    config = PricingConfig(
+        max_discount=max_discount / 100, margin_floor=margin_floor / 100,
+        price_ending=None if ending == "none" else float(ending),
+        max_segment_spread=spread / 100, n_customers=10_000, seed=0,
+    )
+    ch = up.choices(name, folder, n_segments, elasticity if use_e else None, month,
+                    config.n_customers, off.bundles + (off.segments,), dataset, off)
+    syn = up.lift_synergy(name, folder, off.bundles, dataset) if syn_auto else synergy / 100
+    ch = ch.with_synergy(syn).with_segment_size(mix)
+    run = run_on_choices(ch, off.bundles, config)
+    ss[RUN] = run
+
+    base = run.baselines.set_index("strategy")
+    tot, none = base.loc["optimised"], base.loc["components only"]
+    m = st.columns(4)
+    m[0].metric("Profit per period", f"{tot['profit']:,.0f}",
+                f"{tot['profit'] - none['profit']:+,.0f} vs no bundles")
+    m[1].metric("Revenue per period", f"{tot['revenue']:,.0f}",
+                f"{tot['revenue'] - none['revenue']:+,.0f} vs no bundles")
+    m[2].metric("Margin", f"{100 * tot['margin']:.1f}%")
+    m[3].metric("Single sales cannibalised", f"{tot['cannibalised_units']:,.0f}")
+    flagged = [r for r in run.results if not r.converged]
+    for r in flagged:
+        st.warning(f"{off.labels[r.bundle]}: {r.message}")
+
+    table = up.bundle_table(run, off)
+    st.dataframe(table, hide_index=True, width="stretch", key="pricing_table",
+                 column_config={"take rate": st.column_config.NumberColumn(format="%.3f")})
+    pick = st.selectbox("Bundle", range(len(off.bundles)), format_func=lambda b: off.labels[b],
+                        key="pricing_bundle_widget")
+    res = run.results[pick]
+    curve = price_curve(ch, pick)
+    one_profit = float(run.simulation.per_bundle["profit"].iat[pick])
+    a, b = st.columns(2)
+    a.plotly_chart(up.curve_figure(curve, res.price, one_profit), key="chart_price_curve")
+    b.plotly_chart(up.frontier_figure(up.frontier(ch, config.max_discount), run),
+                   key="chart_frontier")
+    st.plotly_chart(up.baseline_figure(run.baselines), key="chart_baselines")
+
+    st.subheader("Export")
+    prices = export.price_list(dataset, off.bundles, run.results, run.simulation,
+                               bundle_ids=off.bundle_ids, segment_names=off.segment_names)
+    ss[PRICE_LIST] = prices
+    st.dataframe(prices.head(20), hide_index=True, width="stretch")
+    d = st.columns(3)
+    d[0].download_button("Price list CSV", export.to_csv_bytes(prices), "price_list.csv",
+                         "text/csv", key="pricing_dl_csv")
+    d[1].download_button(
+        "Price list XLSX", export.to_xlsx_bytes(prices), "price_list.xlsx",
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        key="pricing_dl_xlsx",
+    )
+    d[2].download_button("Price list JSON", export.to_json_bytes(prices), "price_list.json",
+                         "application/json", key="pricing_dl_json")
+    offers = {}
+    for bid, s in zip(off.bundle_ids, off.segments, strict=True):
+        offers.setdefault(s, []).append(bid)
+    hide = st.checkbox("Pseudonymise customer ids", value=True, key="pricing_pseudo_widget")
+    offer_frame = export.offer_list(
+        dataset.customer_ids, off.segment_labels, offers, off.segment_names,
+        pseudonymise=(lambda c: str(ws.pseudonymise([c])[0])) if hide else None,
+    )
+    st.download_button("Offers per customer CSV", export.to_csv_bytes(offer_frame),
+                       "offers.csv", "text/csv", key="pricing_dl_offers")
+
+
+simulator()

@@ -1,0 +1,76 @@
+"""The Pricing page with Streamlit's AppTest on the sample market."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from engine import columns as C
+
+APP = Path(__file__).resolve().parents[1] / "app.py"
+PAGE = "pages/4_pricing.py"
+
+
+@pytest.fixture(scope="module")
+def page(tmp_path_factory) -> AppTest:
+    mp = pytest.MonkeyPatch()
+    mp.setenv("ENGINE_WORKSPACE", str(tmp_path_factory.mktemp("ws")))
+    mp.setenv("HF_HUB_OFFLINE", "1")
+    at = AppTest.from_file(str(APP), default_timeout=180).run()
+    assert not at.exception, [e.value for e in at.exception]
+    at.switch_page(PAGE).run()
+    assert not at.exception, [e.value for e in at.exception]
+    yield at
+    mp.undo()
+
+
+def _widget(at, key):
+    return next(w for w in at.get("slider") + at.get("selectbox") + at.get("checkbox")
+                if w.key == key)
+
+
+def test_page_prices_every_bundle_within_the_guardrails(page):
+    run = page.session_state["pricing_run"]
+    prices = page.session_state["pricing_price_list"]
+    assert tuple(prices.columns) == C.PRICE_LIST_COLUMNS
+    assert len(prices) == len(run.results) >= 5
+    assert (prices["bundle_price"] <= prices["list_total"] + 1e-9).all()
+    assert (prices["discount_pct"] <= 30 + 1e-6).all()
+    assert prices["bundle_price"].map(lambda p: f"{p:.2f}".endswith(".99")).all()
+    labels = [m.label for m in page.metric]
+    assert "Profit per period" in labels and "Single sales cannibalised" in labels
+    ids = [c.proto.id for c in page.get("plotly_chart")]
+    assert any("chart_price_curve" in i for i in ids) and any("chart_frontier" in i for i in ids)
+    # the optimised prices beat every baseline shown
+    base = run.baselines.set_index("strategy")["profit"]
+    assert base["optimised"] >= base.max() - 1e-6
+
+
+def test_tighter_discount_slider_reprices(page):
+    _widget(page, "pricing_discount_widget").set_value(10).run()
+    assert not page.exception, [e.value for e in page.exception]
+    prices = page.session_state["pricing_price_list"]
+    assert (prices["discount_pct"] <= 10 + 1e-6).all()
+    _widget(page, "pricing_ending_widget").set_value("none").run()
+    _widget(page, "pricing_margin_widget").set_value(40).run()
+    assert not page.exception, [e.value for e in page.exception]
+    run = page.session_state["pricing_run"]
+    cost = run.choices.bundle_cost
+    for r in run.results:
+        if r.converged or "guardrail" not in r.message:
+            assert (r.price - cost[r.bundle]) / r.price >= 0.4 - 1e-6
+
+
+def test_download_csv_reads_back(page):
+    button = next(b for b in page.get("download_button") if b.proto.label == "Price list CSV")
+    assert button is not None
+    prices = page.session_state["pricing_price_list"]
+    from engine.export import escape_frame, to_csv_bytes
+
+    back = pd.read_csv(io.BytesIO(to_csv_bytes(prices)), keep_default_na=False,
+                       dtype={"segment": str})
+    pd.testing.assert_frame_equal(back, escape_frame(prices), check_dtype=False)

@@ -1,0 +1,186 @@
+"""Pricing page glue: cached demand and draws, and the page's figures.
+
+Upstream work (segments, bundles, demand calibration, the simulated visitors'
+willingness to pay) is cached on its inputs; a slider move that changes only
+prices, guardrails, synergy or the segment mix reuses the cached draws
+(common random numbers) and only re-optimises and re-evaluates.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from engine.bundles import BeamConfig
+from engine.data.dataset import Dataset
+from engine.pricing import (
+    DemandConfig,
+    DemandModel,
+    PricingRun,
+    bundle_synergy,
+    calibrate_demand,
+    month_index,
+    seasonal_index,
+)
+from engine.pricing.simulate import Choices, evaluate, prepare_choices
+from engine.recommend import copurchase_stats
+from ui import bundles as ub
+
+ACCENT = "#2f6f8f"
+SECOND = "#d9822b"
+MUTED = "#b8c4cc"
+
+
+@dataclasses.dataclass(frozen=True)
+class Offer:
+    """The bundles on the pricing page: product indices, segment, ids and names."""
+
+    bundles: tuple[tuple[int, ...], ...]
+    segments: tuple[int, ...]
+    bundle_ids: tuple[str, ...]
+    labels: tuple[str, ...]
+    segment_names: tuple[str, ...]
+    segment_labels: np.ndarray
+
+
+def offer(name: str, folder: str, n_segments: int, dataset: Dataset) -> Offer:
+    """Bundles of the Bundles page's default search (no text embeddings), per segment."""
+    model = ub.segment_model(name, folder, n_segments, 0, dataset)
+    found = ub.run_beam(name, folder, n_segments, 0, None, BeamConfig(), _dataset=dataset)
+    ids = tuple(f"S{b.segment + 1}-{'-'.join(b.product_ids)}" for b in found)
+    labels = tuple(f"{model.names[b.segment].split(' (')[0]}: {' + '.join(b.names)}" for b in found)
+    return Offer(
+        bundles=tuple(tuple(int(i) for i in b.products) for b in found),
+        segments=tuple(int(b.segment) for b in found),
+        bundle_ids=ids,
+        labels=labels,
+        segment_names=model.names,
+        segment_labels=model.labels,
+    )
+
+
+@st.cache_resource(show_spinner="Calibrating demand…", max_entries=8)
+def demand_model(
+    name: str, folder: str, n_segments: int, _dataset: Dataset, _labels: np.ndarray
+) -> DemandModel:
+    del name, folder, n_segments  # cache keys
+    return calibrate_demand(_dataset, _labels, DemandConfig())
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def season(name: str, folder: str, _dataset: Dataset) -> pd.DataFrame:
+    del name, folder
+    return seasonal_index(_dataset)
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def lift_synergy(name: str, folder: str, bundles: tuple, _dataset: Dataset) -> np.ndarray:
+    """Synergy per bundle from co-purchase lift (DemandConfig defaults)."""
+    del name, folder
+    stats = copurchase_stats(_dataset.baskets)
+    blocks = [stats.lift_block(np.array(b), np.array(b)) for b in bundles]
+    return bundle_synergy(blocks, DemandConfig())
+
+
+@st.cache_resource(show_spinner="Simulating customers…", max_entries=16)
+def choices(
+    name: str,
+    folder: str,
+    n_segments: int,
+    elasticity: float | None,
+    month: int,
+    n_customers: int,
+    offer_key: tuple,
+    _dataset: Dataset,
+    _offer: Offer,
+) -> Choices:
+    """Simulated visitors for the offer; only demand settings invalidate it."""
+    del offer_key
+    model = demand_model(name, folder, n_segments, _dataset, _offer.segment_labels)
+    if elasticity is not None:
+        model = model.with_elasticity(elasticity)
+    if month:
+        model = model.for_month(month_index(_dataset, season(name, folder, _dataset), month))
+    return prepare_choices(
+        model.market(), _offer.bundles, _offer.segments, 0.0, n_customers, seed=0
+    )
+
+
+# --- figures (pure functions of results) ----------------------------------------------
+
+
+def _style(fig: go.Figure, title: str, height: int = 360) -> go.Figure:
+    fig.update_layout(
+        title=title, height=height, margin=dict(l=10, r=10, t=50, b=10),
+        plot_bgcolor="white", legend=dict(orientation="h", y=-0.2),
+    )
+    fig.update_xaxes(gridcolor="#eee")
+    fig.update_yaxes(gridcolor="#eee")
+    return fig
+
+
+def curve_figure(curve: pd.DataFrame, price: float, profit: float) -> go.Figure:
+    """Revenue and profit per period against the bundle price, optimum marked."""
+    fig = go.Figure()
+    fig.add_scatter(x=curve["bundle_price"], y=curve["revenue"], name="revenue",
+                    line=dict(color=MUTED))
+    fig.add_scatter(x=curve["bundle_price"], y=curve["profit"], name="profit",
+                    line=dict(color=ACCENT))
+    fig.add_scatter(x=[price], y=[profit], mode="markers", name="recommended price",
+                    marker=dict(color=SECOND, size=12, symbol="diamond"))
+    fig.update_xaxes(title="bundle price")
+    fig.update_yaxes(title="per period (bundle and its products)")
+    return _style(fig, "Revenue and profit against the bundle price")
+
+
+def frontier(ch: Choices, max_discount: float, n: int = 21) -> pd.DataFrame:
+    """Total revenue and margin when every bundle gets the same discount, 0 .. max."""
+    rows = []
+    for d in np.linspace(0.0, max_discount, n):
+        tot = evaluate(ch, ch.list_total * (1 - d)).totals.iloc[0]
+        rows.append({"discount": d, "revenue": tot["revenue"], "margin": tot["margin"],
+                     "profit": tot["profit"]})
+    return pd.DataFrame(rows)
+
+
+def frontier_figure(front: pd.DataFrame, run: PricingRun) -> go.Figure:
+    fig = go.Figure()
+    fig.add_scatter(x=front["revenue"], y=100 * front["margin"], mode="lines+markers",
+                    name="same discount on every bundle", line=dict(color=MUTED),
+                    text=[f"{d:.0%} off" for d in front["discount"]])
+    tot = run.simulation.totals.iloc[0]
+    fig.add_scatter(x=[tot["revenue"]], y=[100 * tot["margin"]], mode="markers",
+                    name="recommended prices", marker=dict(color=SECOND, size=12))
+    fig.update_xaxes(title="revenue per period")
+    fig.update_yaxes(title="margin %")
+    return _style(fig, "Revenue against margin")
+
+
+def baseline_figure(table: pd.DataFrame) -> go.Figure:
+    colors = [SECOND if s == "optimised" else ACCENT for s in table["strategy"]]
+    fig = go.Figure(go.Bar(x=table["strategy"], y=table["profit"], marker_color=colors,
+                           error_y=dict(type="data", array=1.96 * table["profit_se"])))
+    fig.update_yaxes(title="profit per period")
+    return _style(fig, "Profit: baselines and the recommended prices")
+
+
+def bundle_table(run: PricingRun, off: Offer) -> pd.DataFrame:
+    sim = run.simulation.per_bundle
+    res = run.results_frame()
+    return pd.DataFrame(
+        {
+            "bundle": off.labels,
+            "list total": run.choices.list_total,
+            "price": res["price"],
+            "discount %": 100 * (1 - res["price"] / run.choices.list_total),
+            "take rate": sim["take_rate"],
+            "profit": sim["profit"],
+            "singles lost": sim["cannibalised_units"],
+            "guardrail": res["binding"],
+            "converged": res["converged"],
+        }
+    )
