@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from engine import columns as C
 from engine.__main__ import main
@@ -512,3 +514,32 @@ def test_cli_subprocess_bad_file(tmp_path):
                           capture_output=True, text=True, cwd=ROOT, env=env, timeout=60)
     assert proc.returncode == 2
     assert "garbage.csv" in proc.stderr and "Traceback" not in proc.stderr
+
+
+NASTY = ["", " ", "0", "-1", "1e9", "2.5", "abc", "=SUM(A1)", "<script>", "NaN", "None", "C123",
+         "17850.0", "2011-02-30", "31/12/2011 10:00", "£3.50", "1,000", "\u00e9\u00e8", "\t", '"']
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(cells=st.lists(st.tuples(st.integers(0, 5), st.integers(0, 7), st.sampled_from(NASTY)),
+                      max_size=12),
+       encoding=st.sampled_from(["utf-8", "cp1252", "utf-16"]),
+       sep=st.sampled_from([",", ";", "\t"]))
+def test_any_dirt_ends_in_a_load_or_a_validation_error(cells, encoding, sep):
+    """Property: whatever cells are spoiled, the loader never raises anything else,
+    and every line read is either kept or set aside for exactly one reason."""
+    rows = [list(r) for r in GOOD]
+    for i, j, value in cells:
+        rows[i][j] = value
+    frame = pd.DataFrame(rows, columns=HEADER)
+    data = frame.to_csv(index=False, sep=sep).encode(encoding, errors="replace")
+    try:
+        res = load_files([InputFile("fuzz.csv", data)])
+    except DataValidationError as exc:
+        assert exc.issues and all(i.file for i in exc.issues)
+        return
+    rep = res.report
+    assert rep.rows_read == 6
+    assert rep.rows_kept + sum(rep.set_aside.values()) == 6
+    assert len(res.dataset.lines) == rep.rows_kept
+    assert (res.dataset.lines[C.QUANTITY] > 0).all() and (res.dataset.lines[C.UNIT_PRICE] > 0).all()

@@ -12,7 +12,7 @@ order of ``REASONS`` and a line keeps the first reason that applies:
 5. ``bad_price``: unit price empty, not a number, zero, negative or > 1e6.
 6. ``missing_order``: empty order id.
 7. ``missing_customer``: empty customer id.
-8. ``bad_date``: timestamp empty or not a date.
+8. ``bad_date``: timestamp empty, not a date, or outside 1900-2200.
 9. ``duplicate``: the same line (all mapped columns, raw text) seen before;
    the first copy is kept. Because every earlier rule depends on the line's
    values only, copies of a set-aside line are set aside for the same reason,
@@ -56,6 +56,7 @@ NON_MERCHANDISE_CODES = frozenset(
      "ADJUST", "ADJUST2", "CARRIAGE", "FEE", "SHIPPING", "DISCOUNT", "MANUAL", "SAMPLES"}
 )
 MAX_QUANTITY = 1e6
+EARLIEST, LATEST = pd.Timestamp("1900-01-01"), pd.Timestamp("2200-01-01")
 MAX_PRICE = 1e6
 SAMPLE_ROWS = 5
 
@@ -168,13 +169,16 @@ def parse_timestamps(s: pd.Series) -> pd.Series:
 
 
 def _to_datetime(s: pd.Series, fmt: str) -> pd.Series:
+    """Strict parse with one format; NaT for unparseable text and for dates
+    outside 1900-2200 (a "-1" read as year -1 is not an order date)."""
     try:
         out = pd.to_datetime(s, format=fmt, errors="coerce")
-    except (ValueError, TypeError, OverflowError):
+        if isinstance(out.dtype, pd.DatetimeTZDtype):
+            out = out.dt.tz_convert(None)
+        out = out.where((out >= EARLIEST) & (out <= LATEST))
+        return out.astype("datetime64[ns]")
+    except (ValueError, TypeError, OverflowError):  # OutOfBoundsDatetime is a ValueError
         return pd.Series(pd.NaT, index=s.index, dtype="datetime64[ns]")
-    if isinstance(out.dtype, pd.DatetimeTZDtype):
-        out = out.dt.tz_convert(None)
-    return out.astype("datetime64[ns]")
 
 
 def is_non_merchandise(product_ids: pd.Series, keep: tuple[str, ...] = ()) -> pd.Series:
