@@ -225,3 +225,13 @@ def test_sample_market_dirt_matches_its_ground_truth(sample_dir):
     assert rep.set_aside["missing_customer"] == dirt["missing_customer_lines"]
     assert rep.file_kinds == {"order_lines.csv": "order_lines", "products.csv": "products",
                               "customers.csv": "customers"}
+
+
+def test_catalogue_in_stock_flags(tmp_path, real_sample_path):
+    cat = tmp_path / "stock.csv"
+    cat.write_text("sku,name,price,in_stock\nA1,a,1,yes\nA2,b,1,0\nA3,c,1,12\nA4,d,1,maybe\nA5,e,1,\n")
+    res = load_files([cat, real_sample_path])
+    stock = res.dataset.products.set_index(C.PRODUCT_ID)[C.IN_STOCK]
+    assert stock[["A1", "A2", "A3", "A4", "A5"]].tolist() == [True, False, True, True, True]
+    w = [i for i in res.report.warnings if i.rule == "not_a_flag"]
+    assert w and w[0].rows == (5,) and w[0].column == C.IN_STOCK

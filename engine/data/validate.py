@@ -365,6 +365,13 @@ def check_products(table: Table, mapping: dict[str, str]) -> tuple[pd.DataFrame,
                                     "numbers; treated as unknown",
                                     _rows(frame.index[bad]), f"write {col} as a plain number, e.g. 2.55"))
             frame[col] = values.where(~bad)
+    if C.IN_STOCK in frame:
+        frame[C.IN_STOCK], bad = parse_in_stock(frame[C.IN_STOCK])
+        if bad.any():
+            issues.append(Issue(table.name, C.IN_STOCK, "not_a_flag",
+                                f"{int(bad.sum())} in_stock value(s) are neither yes/no nor a "
+                                "stock count; treated as in stock", _rows(frame.index[bad]),
+                                "write yes/no, true/false, 1/0 or the units in stock"))
     empty = frame[C.PRODUCT_ID] == ""
     if empty.any():
         issues.append(Issue(table.name, C.PRODUCT_ID, "missing_id",
@@ -376,6 +383,22 @@ def check_products(table: Table, mapping: dict[str, str]) -> tuple[pd.DataFrame,
                             f"{int(dup.sum())} product id(s) appear more than once; the first row is kept",
                             _rows(frame.index[dup]), "keep one row per product"))
     return frame[~empty & ~dup].reset_index(drop=True), issues
+
+
+_YES = {"true", "yes", "y", "t", "1", "in stock", "instock", "available", "x"}
+_NO = {"false", "no", "n", "f", "0", "out of stock", "unavailable", "sold out"}
+
+
+def parse_in_stock(s: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """(bool flags, rows that could not be read): yes/no words, or a stock count
+    (in stock when above 0); unreadable or empty values count as in stock."""
+    text = s.astype(str).str.strip().str.lower()
+    count = pd.to_numeric(text, errors="coerce")
+    flag = pd.Series(True, index=s.index)
+    flag[text.isin(_NO)] = False
+    flag[count.notna() & ~text.isin(_YES | _NO)] = count > 0
+    bad = ~text.isin(_YES | _NO) & count.isna() & (text != "")
+    return flag.astype(bool), bad
 
 
 def check_customers(table: Table, mapping: dict[str, str]) -> tuple[pd.DataFrame, list[Issue]]:
