@@ -30,6 +30,7 @@ def _take_uploads(files) -> None:
     if signature != ss[state.UPLOAD_SIGNATURE]:
         ss[state.UPLOAD_SIGNATURE] = signature
         ss[state.PENDING_FILES] = [(f.name, f.getvalue()) for f in files]
+        ss[state.PENDING_SHA] = [ud.sha256(data) for _, data in ss[state.PENDING_FILES]]
 
 
 upload_col, sample_col = st.columns([3, 1], vertical_alignment="center")
@@ -40,18 +41,20 @@ with upload_col:
     )
     if uploads:
         _take_uploads(uploads)
+    elif ss[state.UPLOAD_SIGNATURE] is not None:  # the analyst removed the files
+        ss[state.UPLOAD_SIGNATURE] = None
+        ss[state.PENDING_FILES], ss[state.PENDING_SHA] = [], []
 with sample_col:
     if st.button("Use sample data", key=state.SAMPLE_BUTTON_WIDGET, width="stretch",
                  help="The bundled sample market (order lines, products, customers)"):
         ss[state.LAST_LOAD] = ud.load_sample(ws)
-        ss[state.PENDING_FILES] = []
+        ss[state.PENDING_FILES], ss[state.PENDING_SHA] = [], []
 
 pending = ss[state.PENDING_FILES]
 if pending:
     st.subheader("Check the files")
     mapping: dict[str, dict[str, str]] = {}
-    for name, data in pending:
-        sha = ud.sha256(data)
+    for (name, data), sha in zip(pending, ss[state.PENDING_SHA], strict=True):
         try:
             info = ud.inspect_file(sha, name, data)
         except Exception as err:  # shown, and the Load click will report it per file
@@ -72,13 +75,15 @@ if pending:
             mapping[name] = ud.chosen_mapping(chosen)
     first = pending[0][0]
     name_col, load_col = st.columns([3, 1], vertical_alignment="bottom")
-    ds_name = name_col.text_input("Save as", value=safe_name(first), key=state.NAME_WIDGET)
+    # keyed on the first file, so a new upload proposes its own name
+    ds_name = name_col.text_input("Save as", value=safe_name(first),
+                                  key=f"{state.NAME_WIDGET}_{ss[state.PENDING_SHA][0][:12]}")
     if load_col.button("Load", type="primary", key=state.LOAD_BUTTON_WIDGET, width="stretch"):
         ss[state.LAST_LOAD] = ud.load_into_workspace(
             ws, safe_name(ds_name), pending, mapping, progress=state.progress_bar("Loading…")
         )
         if ss[state.LAST_LOAD].ok:
-            ss[state.PENDING_FILES] = []
+            ss[state.PENDING_FILES], ss[state.PENDING_SHA] = [], []
             st.rerun()
 
 outcome = ss[state.LAST_LOAD]

@@ -281,3 +281,12 @@ def test_xlsx_upload_loads_and_sample_button_returns_to_sample(app):
     assert Workspace().current == "sample"
     assert _metric(at, "Products") == "300"
     assert Workspace().names() == ["orders", "sample"]
+
+
+def test_removing_the_upload_clears_the_pending_files(app):
+    at = _upload(app, [("bestellungen.csv", FOREIGN)])
+    assert [s.value for s in at.subheader] == ["Check the files"]
+    assert at.session_state[state.PENDING_SHA] == [ud.sha256(FOREIGN)]
+    at.file_uploader(key=state.UPLOADER_WIDGET).set_value(None).run()
+    assert [s.value for s in at.subheader] == []
+    assert at.session_state[state.PENDING_FILES] == []

@@ -25,6 +25,7 @@ from engine.data.dataset import Dataset
 from engine.errors import DataValidationError, Issue
 from engine.recommend import copurchase_stats
 from engine.workspace import Workspace
+from ui.state import SAMPLE_DIR, SAMPLE_FILES, SAMPLE_NAME
 
 log = logging.getLogger(__name__)
 
@@ -122,15 +123,11 @@ def load_into_workspace(
 
 
 def sample_paths(sample_dir: Path) -> list[Path]:
-    from ui.state import SAMPLE_FILES
-
     return [sample_dir / f for f in SAMPLE_FILES if (sample_dir / f).exists()]
 
 
 def load_sample(ws: Workspace, sample_dir: Path | None = None) -> LoadOutcome:
     """Load the bundled sample market into the workspace as ``sample``."""
-    from ui.state import SAMPLE_DIR, SAMPLE_NAME
-
     paths = sample_paths(sample_dir or SAMPLE_DIR)
     if not paths:
         issue = Issue(str(sample_dir or SAMPLE_DIR), None, "missing", "no sample data files found")

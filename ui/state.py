@@ -26,6 +26,7 @@ SAMPLE_FILES = ("order_lines.csv", "products.csv", "customers.csv")
 # --- result keys (no widget owns these) ---
 INITIALISED = "state_initialised"
 PENDING_FILES = "data_pending_files"  # list[(name, bytes)] uploaded, not loaded yet
+PENDING_SHA = "data_pending_sha"  # sha256 of each pending file, hashed once on upload
 UPLOAD_SIGNATURE = "data_upload_signature"  # which uploader files PENDING_FILES came from
 LAST_LOAD = "data_last_load"  # LoadOutcome of the latest Load click
 STARTUP_ERROR = "startup_error"  # why the sample could not be opened on first start
@@ -61,6 +62,7 @@ def init_state() -> None:
     if st.session_state.get(INITIALISED):
         return
     st.session_state[PENDING_FILES] = []
+    st.session_state[PENDING_SHA] = []
     st.session_state[UPLOAD_SIGNATURE] = None
     st.session_state[LAST_LOAD] = None
     st.session_state[STARTUP_ERROR] = None
