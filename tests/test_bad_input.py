@@ -235,6 +235,17 @@ def case_quoted_comma_names(tmp):
     return [write(tmp, "quoted.csv", csv_text(rows))], Ok(6, check=check)
 
 
+def case_newline_inside_quoted_name(tmp):
+    rows = with_row(1, Description='"METAL\nLANTERN"')
+    rows[3][5] = "0"  # a spreadsheet shows this line as row 5, whatever the file's line count
+
+    def check(res):
+        assert "METAL\nLANTERN" in set(res.dataset.lines[C.NAME])
+        _rows_aside("bad_price", [5])(res)
+    return [write(tmp, "multiline.csv", csv_text(rows) + "\n\n")], Ok(5, {"bad_price": 1},
+                                                                      check=check)
+
+
 def case_ragged_row(tmp):
     text = csv_text(GOOD).splitlines()
     text[3] += ",extra,fields"

@@ -179,7 +179,9 @@ def _read_csv(name: str, data: bytes) -> Table:
                     "upload the order lines as CSV or XLSX")
     delimiter = sniff_delimiter(text)
     raw = data if encoding == "utf-8" else text.encode("utf-8")
-    raw = raw.removeprefix(codecs.BOM_UTF8)
+    # blank lines at the end are common and harmless: drop them, so they do not
+    # send the file down the slower path below
+    raw = raw.removeprefix(codecs.BOM_UTF8).rstrip(b"\r\n\t ") + b"\n"
     # pyarrow's reader is several times faster but skips blank lines, which
     # would shift the row numbers; the C parser keeps them (dropped below)
     # (a line of spaces makes pyarrow fail on the field count, which also falls back)
