@@ -148,29 +148,17 @@ def prepare_choices(
     c = np.where(mask, market.cost[items], 0.0).astype(np.float32)
     syn = np.broadcast_to(np.asarray(synergy, np.float32), (b,))
 
-    # one (B, n) slice per slot keeps every operation contiguous
-    sum_w = np.zeros((b, n_customers), np.float32)
-    best = np.full((b, n_customers), -np.inf, np.float32)
-    rev_single = np.zeros((b, n_customers), np.float32)  # price of the best single product
-    cost_single = np.zeros((b, n_customers), np.float32)
-    for k in range(size):
-        w = eps[:, k, :] * sig[:, k, None]
-        w += mu[:, k, None]
-        np.exp(w, out=w)
-        sum_w += w
-        w -= p[:, k, None]  # surplus of buying product k alone
-        better = w > best
-        np.maximum(best, w, out=best)
-        np.copyto(rev_single, p[:, k, None], where=better)
-        np.copyto(cost_single, c[:, k, None], where=better)
-    all_surplus = sum_w - p.sum(axis=1)[:, None]
-    use_all = all_surplus > best
-    alt = np.maximum(all_surplus, best)
-    buys = alt > 0
-    k = mask.sum(axis=1).astype(np.float32)[:, None]
-    alt_revenue = np.where(use_all, p.sum(1)[:, None], rev_single) * buys
-    alt_profit = alt_revenue - np.where(use_all, c.sum(1)[:, None], cost_single) * buys
-    alt_units = np.where(use_all, k, np.float32(1.0)) * buys
+    out = {
+        name: np.empty((b, n_customers), np.float32)
+        for name in ("sum_w", "alt", "alt_revenue", "alt_profit", "alt_units")
+    }
+    # a few bundles at a time keeps the working arrays in cache
+    for start in range(0, b, _CHUNK):
+        rows = slice(start, min(start + _CHUNK, b))
+        _alternatives(eps[rows], mu[rows], sig[rows], p[rows], c[rows], mask[rows], out, rows)
+    sum_w = out["sum_w"]
+    alt, alt_revenue = out["alt"], out["alt_revenue"]
+    alt_profit, alt_units = out["alt_profit"], out["alt_units"]
     return Choices(
         parts_worth=sum_w,
         synergy=np.array(syn),
@@ -183,6 +171,43 @@ def prepare_choices(
         segments=seg,
         segment_size=np.asarray(market.segment_size, float)[seg],
     )
+
+
+_CHUNK = 4
+
+
+def _alternatives(eps, mu, sig, p, c, mask, out, rows) -> None:
+    """Worth of the parts and the best option without the bundle, for a few bundles."""
+    shape = (eps.shape[0], eps.shape[2])
+    # one (bundles, n) slice per slot keeps every operation contiguous
+    sum_w = np.zeros(shape, np.float32)
+    best = np.full(shape, -np.inf, np.float32)
+    rev_single = np.zeros(shape, np.float32)  # price of the best single product
+    cost_single = np.zeros(shape, np.float32)
+    w = np.empty(shape, np.float32)
+    better = np.empty(shape, bool)
+    for k in range(eps.shape[1]):
+        np.multiply(eps[:, k, :], sig[:, k, None], out=w)
+        w += mu[:, k, None]
+        np.exp(w, out=w)
+        sum_w += w
+        w -= p[:, k, None]  # surplus of buying product k alone
+        np.greater(w, best, out=better)
+        np.maximum(best, w, out=best)
+        np.copyto(rev_single, p[:, k, None], where=better)
+        np.copyto(cost_single, c[:, k, None], where=better)
+    all_surplus = sum_w - p.sum(axis=1)[:, None]
+    use_all = all_surplus > best
+    alt = np.maximum(all_surplus, best)
+    buys = alt > 0
+    k = mask.sum(axis=1).astype(np.float32)[:, None]
+    np.copyto(rev_single, p.sum(1)[:, None], where=use_all)
+    np.copyto(cost_single, c.sum(1)[:, None], where=use_all)
+    out["sum_w"][rows] = sum_w
+    out["alt"][rows] = alt
+    out["alt_revenue"][rows] = rev_single * buys
+    out["alt_profit"][rows] = (rev_single - cost_single) * buys
+    out["alt_units"][rows] = np.where(use_all, k, np.float32(1.0)) * buys
 
 
 @dataclass(frozen=True)
@@ -212,12 +237,27 @@ def _mean_se(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def evaluate(choices: Choices, prices: np.ndarray) -> SimulationResult:
     """Outcomes of offering each bundle at ``prices`` (B,); cheap, reuses the draws."""
     p = np.asarray(prices, np.float32)[:, None]
-    worth = choices.worth
-    alt_pos = np.maximum(choices.alt_surplus, np.float32(0.0))
-    bundle_surplus = worth - p
-    take = bundle_surplus >= alt_pos
-    n = take.shape[1]
-    rate = np.count_nonzero(take, axis=1) / n
+    b, n = choices.parts_worth.shape
+    names = ("revenue", "profit", "consumer_surplus", "cannibalised_units")
+    sums = {name: np.empty((2, b)) for name in names}
+    rate = np.empty(b)
+    cost = choices.bundle_cost[:, None].astype(np.float32)
+    one = np.float32(1.0)
+    for start in range(0, b, _CHUNK):  # a few bundles at a time stays in cache
+        r = slice(start, min(start + _CHUNK, b))
+        worth = (one + choices.synergy[r, None].astype(np.float32)) * choices.parts_worth[r]
+        alt_pos = np.maximum(choices.alt_surplus[r], np.float32(0.0))
+        bundle_surplus = worth - p[r]
+        take = bundle_surplus >= alt_pos
+        rate[r] = np.count_nonzero(take, axis=1) / n
+        per_visitor = {
+            "revenue": np.where(take, p[r], choices.alt_revenue[r]),
+            "profit": np.where(take, p[r] - cost[r], choices.alt_profit[r]),
+            "consumer_surplus": np.maximum(bundle_surplus, alt_pos),
+            "cannibalised_units": np.where(take, choices.alt_units[r], np.float32(0.0)),
+        }
+        for name, v in per_visitor.items():
+            sums[name][:, r] = _mean_se(v)
     rate_se = np.sqrt(rate * (1 - rate) / n)
     size = choices.segment_size
     out = {
@@ -228,17 +268,8 @@ def evaluate(choices: Choices, prices: np.ndarray) -> SimulationResult:
         "units": rate * size,
         "units_se": rate_se * size,
     }
-    per_visitor = {
-        "revenue": np.where(take, p, choices.alt_revenue),
-        "profit": np.where(
-            take, p - choices.bundle_cost[:, None].astype(np.float32), choices.alt_profit
-        ),
-        "consumer_surplus": np.maximum(bundle_surplus, alt_pos),
-        "cannibalised_units": np.where(take, choices.alt_units, np.float32(0.0)),
-    }
-    for name, v in per_visitor.items():
-        mean, se = _mean_se(v)
-        out[name], out[name + "_se"] = mean * size, se * size
+    for name in names:
+        out[name], out[name + "_se"] = sums[name][0] * size, sums[name][1] * size
     frame = pd.DataFrame(out)
     frame["margin"] = np.where(frame["revenue"] > 0, frame["profit"] / frame["revenue"], 0.0)
     totals = {}
