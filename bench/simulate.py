@@ -33,7 +33,7 @@ def _bundles(n: int, n_products: int, seed: int = 1):
     return [tuple(rng.choice(n_products, s, replace=False)) for s in sizes], rng.integers(0, 5, n)
 
 
-def _best_of(fn, repeats: int = 5) -> float:
+def _best_of(fn, repeats: int = 9) -> float:
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
@@ -58,7 +58,7 @@ def resimulate_time(n_customers: int, market: Market, bundles, segments) -> tupl
 def main() -> None:
     market = _market()
     bundles, segments = _bundles(N_BUNDLES, 300)
-    print(f"{N_BUNDLES} bundles of 2-4 products, 5 segments; best of 5 runs")
+    print(f"{N_BUNDLES} bundles of 2-4 products, 5 segments; best of 9 runs")
     print(f"{'customers':>10} {'demand move s':>14} {'price move s':>13} {'per 1k cust ms':>15}")
     rows = {}
     for n in (5_000, 20_000, 80_000):
