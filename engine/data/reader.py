@@ -78,7 +78,7 @@ def read_table(source: Source, sheet: str | None = None) -> Table:
     except OSError as exc:
         raise _fail(name, "unreadable", f"cannot open the file ({exc.strerror or exc})",
                     "check the path and that the file is readable") from exc
-    if not data.strip():
+    if not data or data.isspace():  # isspace stops at the first character that is not
         raise _fail(name, "empty_file", "the file is empty",
                     "export the order lines again, with a header row and data rows")
     try:
@@ -179,22 +179,15 @@ def _read_csv(name: str, data: bytes) -> Table:
                     "upload the order lines as CSV or XLSX")
     delimiter = sniff_delimiter(text)
     raw = data if encoding == "utf-8" else text.encode("utf-8")
-    # blank lines at the end are common and harmless: drop them, so they do not
-    # send the file down the slower path below
-    raw = raw.removeprefix(codecs.BOM_UTF8).rstrip(b"\r\n\t ") + b"\n"
-    # pyarrow's reader is several times faster but skips blank lines, which
-    # would shift the row numbers; the C parser keeps them (dropped below)
-    # (a line of spaces makes pyarrow fail on the field count, which also falls back)
-    blank_lines = b"\n\n" in raw or b"\n\r\n" in raw
+    raw = raw.removeprefix(codecs.BOM_UTF8)
     try:
-        frame = None
-        if not blank_lines:
-            try:
-                frame = pd.read_csv(io.BytesIO(raw), sep=delimiter, dtype=str,
-                                    keep_default_na=False, engine="pyarrow")
-            except Exception:  # ragged rows and the like: the C parser names the line
-                log.debug("pyarrow could not read %s; using the C parser", name, exc_info=True)
-        if frame is None:
+        # pyarrow's reader is several times faster; blank lines are kept as empty
+        # rows (dropped below) so the row numbers stay those of the file
+        try:
+            frame = pd.read_csv(io.BytesIO(raw), sep=delimiter, dtype=str, keep_default_na=False,
+                                skip_blank_lines=False, engine="pyarrow")
+        except Exception:  # ragged rows, quoted newlines: the C parser, which names the line
+            log.debug("pyarrow could not read %s; using the C parser", name, exc_info=True)
             frame = pd.read_csv(io.BytesIO(raw), sep=delimiter, dtype=str, keep_default_na=False,
                                 na_filter=False, skip_blank_lines=False)
     except pd.errors.EmptyDataError as exc:
@@ -207,7 +200,7 @@ def _read_csv(name: str, data: bytes) -> Table:
                     f"check quoting and that the delimiter {delimiter!r} is not inside unquoted text",
                     rows=(int(line.group(1)),) if line else ()) from exc
     frame.columns = [str(c).strip() for c in frame.columns]
-    table = _with_row_index(name, frame, drop_blank=blank_lines)
+    table = _with_row_index(name, frame)
     decimal_comma = delimiter == ";" and _has_decimal_comma(table.frame)
     return Table(name, table.frame, encoding, delimiter, decimal_comma)
 
@@ -223,7 +216,7 @@ def _has_decimal_comma(frame: pd.DataFrame) -> bool:
     return False
 
 
-def _with_row_index(name: str, frame: pd.DataFrame, drop_blank: bool = True) -> Table:
+def _with_row_index(name: str, frame: pd.DataFrame) -> Table:
     """Strings everywhere, "" for missing, spreadsheet row numbers as the index."""
     # the frame was just read and is ours: no copy
     frame.columns = [str(c).strip() for c in frame.columns]
@@ -234,10 +227,12 @@ def _with_row_index(name: str, frame: pd.DataFrame, drop_blank: bool = True) -> 
         frame[col] = s
     frame.index = pd.RangeIndex(2, len(frame) + 2, name="source_row")
     # blank lines carry no data; drop them but keep the row numbers of the rest
-    if drop_blank and len(frame.columns):
-        blank = frame.eq("").all(axis=1)
-        if blank.any():
-            frame = frame.loc[~blank]
+    if len(frame.columns):
+        maybe = frame.iloc[:, 0] == ""  # cheap first look, full check on those rows only
+        if maybe.any():
+            blank = frame.loc[maybe].eq("").all(axis=1)
+            if blank.any():
+                frame = frame.drop(index=blank.index[blank])
     return Table(name, frame)
 
 
