@@ -235,3 +235,11 @@ def test_catalogue_in_stock_flags(tmp_path, real_sample_path):
     assert stock[["A1", "A2", "A3", "A4", "A5"]].tolist() == [True, False, True, True, True]
     w = [i for i in res.report.warnings if i.rule == "not_a_flag"]
     assert w and w[0].rows == (5,) and w[0].column == C.IN_STOCK
+
+
+def test_progress_is_reported_up_to_one(real_sample_path, tmp_path):
+    cat = tmp_path / "cat.csv"
+    cat.write_text("sku,name\n85123A,Heart\n")
+    seen = []
+    load_files([real_sample_path, cat], progress=seen.append)
+    assert seen == sorted(seen) and seen[-1] == 1.0 and len(seen) == 3
