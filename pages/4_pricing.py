@@ -2,10 +2,12 @@
 guardrails and demand assumptions on sliders, and the price list to download."""
 
 import numpy as np
+import pandas as pd
 import streamlit as st
 
 from engine import export
-from engine.pricing import PricingConfig, price_curve, run_on_choices
+from engine.errors import DataValidationError
+from engine.pricing import PricingConfig, ab_test, adjust_prices, price_curve, run_on_choices
 from engine.pricing.demand import FROM_DATA
 from ui import pricing as up
 from ui import state
@@ -16,6 +18,8 @@ ws = state.workspace()
 
 # result keys (no widget owns them): the latest run and its price list, for tests and export
 RUN = "pricing_run"
+AB = "pricing_ab_table"
+MOVES = "pricing_moves"
 PRICE_LIST = "pricing_price_list"
 
 st.title("Pricing")
@@ -80,6 +84,8 @@ def simulator() -> None:
                     config.n_customers, off.bundles + (off.segments,), dataset, off)
     syn = up.lift_synergy(name, folder, off.bundles, dataset) if syn_auto else synergy / 100
     ch = ch.with_synergy(syn).with_segment_size(mix)
+    ch_demand_only = up.market(name, folder, n_segments, elasticity if use_e else None, month,
+                               dataset, off).with_segment_mix(mix, mix.sum())
     run = run_on_choices(ch, off.bundles, config)
     ss[RUN] = run
 
@@ -109,6 +115,34 @@ def simulator() -> None:
     b.plotly_chart(up.frontier_figure(up.frontier(ch, config.max_discount), run),
                    key="chart_frontier")
     st.plotly_chart(up.baseline_figure(run.baselines), key="chart_baselines")
+
+    st.subheader("Simulated A/B test")
+    control = float(st.slider("Control: flat discount %", 0, 50, 10, key="pricing_ab_widget"))
+    ab = ab_test(ch, ch.list_total * (1 - control / 100), run.prices)
+    ss[AB] = ab.table
+    st.dataframe(ab.table, hide_index=True, width="stretch")
+    st.caption(
+        "Control prices against the recommended ones on two independent halves of the "
+        "simulated visitors; 95 % intervals; visitors needed per arm at 80 % power."
+    )
+
+    st.subheader("Adjust from observed results")
+    upload = st.file_uploader(
+        "Observed results CSV (bundle_id, period, price, units, optional visitors)",
+        type=["csv"], key="pricing_observed_widget",
+    )
+    if upload is not None:
+        observed = pd.read_csv(upload)
+        try:
+            adj = adjust_prices(ch_demand_only, off.bundles, off.segments, off.bundle_ids,
+                                run.prices, observed, config, synergy=ch.synergy)
+        except DataValidationError as err:
+            st.error(str(err))
+        else:
+            ss[MOVES] = adj.moves
+            st.dataframe(adj.moves[["bundle_id", "old_price", "new_price",
+                                    "predicted_take_rate", "observed_take_rate", "reason"]],
+                         hide_index=True, width="stretch")
 
     st.subheader("Export")
     prices = export.price_list(dataset, off.bundles, run.results, run.simulation,

@@ -74,3 +74,12 @@ def test_download_csv_reads_back(page):
     back = pd.read_csv(io.BytesIO(to_csv_bytes(prices)), keep_default_na=False,
                        dtype={"segment": str})
     pd.testing.assert_frame_equal(back, escape_frame(prices), check_dtype=False)
+
+
+def test_ab_table_shows_recommended_prices_beating_a_flat_discount(page):
+    table = page.session_state["pricing_ab_table"].set_index("metric")
+    profit = table.loc["profit per visitor"]
+    assert profit["treatment_low"] <= profit["treatment"] <= profit["treatment_high"]
+    # recommended prices maximise profit: the interval of the gain lies above -noise
+    assert profit["difference_high"] > 0
+    assert profit["visitors_needed"] > 0

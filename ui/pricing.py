@@ -15,7 +15,6 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from engine.bundles import BeamConfig
 from engine.data.dataset import Dataset
 from engine.pricing import (
     DemandConfig,
@@ -26,9 +25,9 @@ from engine.pricing import (
     month_index,
     seasonal_index,
 )
-from engine.pricing.simulate import Choices, evaluate, prepare_choices
+from engine.pricing.simulate import Choices, Market, evaluate, prepare_choices
 from engine.recommend import copurchase_stats
-from ui import bundles as ub
+from ui import pipeline
 
 ACCENT = "#2f6f8f"
 SECOND = "#d9822b"
@@ -48,18 +47,20 @@ class Offer:
 
 
 def offer(name: str, folder: str, n_segments: int, dataset: Dataset) -> Offer:
-    """Bundles of the Bundles page's default search (no text embeddings), per segment."""
-    model = ub.segment_model(name, folder, n_segments, 0, dataset)
-    found = ub.run_beam(name, folder, n_segments, 0, None, BeamConfig(), _dataset=dataset)
-    ids = tuple(f"S{b.segment + 1}-{'-'.join(b.product_ids)}" for b in found)
-    labels = tuple(f"{model.names[b.segment].split(' (')[0]}: {' + '.join(b.names)}" for b in found)
+    """The shared chain's profit-ranked bundles (ui.pipeline), per segment; the Export
+    page prices the same bundles, with the same bundle ids."""
+    done = pipeline.priced(name, folder, n_segments, _dataset=dataset)
+    names = done.segments.names
+    labels = tuple(
+        f"{names[b.segment].split(' (')[0]}: {' + '.join(b.names)}" for b in done.bundles
+    )
     return Offer(
-        bundles=tuple(tuple(int(i) for i in b.products) for b in found),
-        segments=tuple(int(b.segment) for b in found),
-        bundle_ids=ids,
+        bundles=tuple(tuple(int(i) for i in b.products) for b in done.bundles),
+        segments=tuple(int(b.segment) for b in done.bundles),
+        bundle_ids=tuple(done.bundle_ids),
         labels=labels,
-        segment_names=model.names,
-        segment_labels=model.labels,
+        segment_names=names,
+        segment_labels=done.segments.segment_labels,
     )
 
 
@@ -86,6 +87,19 @@ def lift_synergy(name: str, folder: str, bundles: tuple, _dataset: Dataset) -> n
     return bundle_synergy(blocks, DemandConfig())
 
 
+def market(
+    name: str, folder: str, n_segments: int, elasticity: float | None, month: int,
+    dataset: Dataset, off: Offer,
+) -> Market:
+    """The calibrated market under the page's demand settings."""
+    model = demand_model(name, folder, n_segments, dataset, off.segment_labels)
+    if elasticity is not None:
+        model = model.with_elasticity(elasticity)
+    if month:
+        model = model.for_month(month_index(dataset, season(name, folder, dataset), month))
+    return model.market()
+
+
 @st.cache_resource(show_spinner="Simulating customers…", max_entries=16)
 def choices(
     name: str,
@@ -100,14 +114,8 @@ def choices(
 ) -> Choices:
     """Simulated visitors for the offer; only demand settings invalidate it."""
     del offer_key
-    model = demand_model(name, folder, n_segments, _dataset, _offer.segment_labels)
-    if elasticity is not None:
-        model = model.with_elasticity(elasticity)
-    if month:
-        model = model.for_month(month_index(_dataset, season(name, folder, _dataset), month))
-    return prepare_choices(
-        model.market(), _offer.bundles, _offer.segments, 0.0, n_customers, seed=0
-    )
+    m = market(name, folder, n_segments, elasticity, month, _dataset, _offer)
+    return prepare_choices(m, _offer.bundles, _offer.segments, 0.0, n_customers, seed=0)
 
 
 # --- figures (pure functions of results) ----------------------------------------------
