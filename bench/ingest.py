@@ -90,8 +90,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"rows read {rep.rows_read:,}, kept {rep.rows_kept:,}, set aside {rep.set_aside}")
     print(f"pandas.read_csv  {t_read:6.2f} s (best of {args.repeat})")
     print(f"load_files       {t_load:6.2f} s (best of {args.repeat})")
-    print(f"  of which read as text {t_text:5.2f} s, validate ~{t_load - t_text - t_dataset:5.2f} s, "
-          f"Dataset.from_frames {t_dataset:5.2f} s")
+    print(
+        f"  of which read as text {t_text:5.2f} s, validate ~{t_load - t_text - t_dataset:5.2f} s, "
+        f"Dataset.from_frames {t_dataset:5.2f} s"
+    )
     print(f"ratio            {ratio:6.2f}x (median of {args.repeat} paired runs)")
     print(
         f"ingest: {rep.rows_read} lines, load+validate {t_load:.1f} s vs read_csv {t_read:.1f} s, "
