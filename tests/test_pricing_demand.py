@@ -101,6 +101,17 @@ def test_estimated_prices_earn_95pct_of_true_wtp_prices(sample):
     best = evaluate(judge, prices(true_market)).totals["profit"].iloc[0]
     print(f"profit with estimated prices / true-WTP prices: {est / best:.4f}")
     assert est >= 0.95 * best, (est, best)
+    # the sample market's best bundle discounts are small (1-6 %) and profit is flat near
+    # them (mu - 1.0 still reaches ~97 %), so 95 % is a loose bar; it does reject a
+    # model that underrates willingness to pay 4.5-fold (mu - 1.5, ~75 %)
+    low = Market(
+        est_market.mu - 1.5,
+        est_market.sigma,
+        est_market.list_price,
+        est_market.cost,
+        est_market.segment_size,
+    )
+    assert evaluate(judge, prices(low)).totals["profit"].iloc[0] < 0.95 * best
 
 
 def test_seasonal_index_follows_the_planted_seasons(sample):
