@@ -1,0 +1,201 @@
+"""Collaborative models with one interface: Popularity, ItemKNN, EASE.
+
+Scikit-learn / implicit style: ``__init__`` stores parameters, ``fit(dataset or
+matrix)`` returns ``self``, learned attributes end in ``_``, using a model
+before ``fit`` raises NotFittedError. ``score(customer_idx)`` gives an n × P
+array, ``recommend(customer_idx, k, exclude_seen=True)`` gives ``(ids, scores)``
+arrays of shape n × k (product indices).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from engine.device import choose_device
+from engine.errors import ModelFitError, NotFittedError
+
+log = logging.getLogger(__name__)
+
+
+def as_matrix(data) -> sp.csr_matrix:
+    """Customers × products CSR (float32) from a Dataset or any matrix."""
+    matrix = getattr(data, "matrix", data)
+    return sp.csr_matrix(matrix, dtype=np.float32)
+
+
+def top_k(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Row-wise top ``k`` (values, indices); ties broken by score then product index."""
+    k = min(k, scores.shape[1])
+    vals, idx = torch.topk(scores, k, dim=1)
+    # order within the k: by index first, then a stable sort by score keeps index order on ties
+    order = torch.argsort(idx, dim=1)
+    vals, idx = vals.gather(1, order), idx.gather(1, order)
+    order = torch.sort(vals, dim=1, descending=True, stable=True).indices
+    return vals.gather(1, order), idx.gather(1, order)
+
+
+def mask_seen(scores: torch.Tensor, seen: sp.csr_matrix) -> torch.Tensor:
+    """Set the scores of products in ``seen`` (rows aligned with ``scores``) to -inf."""
+    coo = seen.tocoo()
+    if coo.nnz:
+        rows = torch.as_tensor(coo.row, dtype=torch.long, device=scores.device)
+        cols = torch.as_tensor(coo.col, dtype=torch.long, device=scores.device)
+        scores[rows, cols] = -torch.inf
+    return scores
+
+
+class Recommender:
+    """Shared interface; subclasses set ``X_`` in ``fit`` and implement ``_score``."""
+
+    chunk_size = 2048
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "X_"):
+            raise NotFittedError(f"{type(self).__name__} is not fitted yet; call fit first")
+
+    def _customers(self, customer_idx) -> np.ndarray:
+        self._check_fitted()
+        idx = np.atleast_1d(np.asarray(customer_idx, dtype=np.int64))
+        n = self.X_.shape[0]
+        if len(idx) and (idx.min() < 0 or idx.max() >= n):
+            raise IndexError(f"customer indices must be in [0, {n}); got {idx.min()}..{idx.max()}")
+        return idx
+
+    def score_torch(self, customer_idx, history: sp.csr_matrix | None = None) -> torch.Tensor:
+        """Scores (n × P) on the model's device. ``history`` replaces the fitted rows."""
+        idx = self._customers(customer_idx)
+        rows = self.X_[idx] if history is None else sp.csr_matrix(history, dtype=np.float32)
+        return self._score(rows)
+
+    def score(self, customer_idx, history: sp.csr_matrix | None = None) -> np.ndarray:
+        return self.score_torch(customer_idx, history).float().cpu().numpy()
+
+    def recommend(self, customer_idx, k: int = 10, exclude_seen: bool = True):
+        """Top ``k`` product indices and scores for each customer (n × k arrays)."""
+        idx = self._customers(customer_idx)
+        ids, vals = [], []
+        for start in range(0, len(idx), self.chunk_size):
+            chunk = idx[start : start + self.chunk_size]
+            scores = self.score_torch(chunk)
+            if exclude_seen:
+                scores = mask_seen(scores, self.X_[chunk])
+            v, i = top_k(scores, k)
+            ids.append(i.cpu().numpy())
+            vals.append(v.float().cpu().numpy())
+        if not ids:
+            return np.zeros((0, k), np.int64), np.zeros((0, k), np.float32)
+        return np.concatenate(ids), np.concatenate(vals)
+
+    def _dense(self, rows: sp.csr_matrix) -> torch.Tensor:
+        return torch.as_tensor(rows.toarray(), device=self.device_)
+
+
+class Popularity(Recommender):
+    """Everyone gets the same ranking: log(1 + number of customers who bought)."""
+
+    def __init__(self, device: str | None = None):
+        self.device = device
+
+    def fit(self, data) -> Popularity:
+        X = as_matrix(data)
+        self.device_ = choose_device(self.device)
+        counts = np.asarray((X > 0).sum(axis=0)).ravel()
+        self.item_scores_ = np.log1p(counts).astype(np.float32)
+        self.X_ = X
+        return self
+
+    def _score(self, rows: sp.csr_matrix) -> torch.Tensor:
+        pop = torch.as_tensor(self.item_scores_, device=self.device_)
+        return pop.expand(rows.shape[0], -1).clone()
+
+
+class ItemKNN(Recommender):
+    """Item-item co-occurrence cosine, keeping the top ``n_neighbours`` per item.
+
+    sim_ij = c_ij / (sqrt(n_i n_j) + shrink) over binarised customer histories;
+    kept sparse (P × n_neighbours non-zeros) so 20k products fit.
+    score(u) = x_u · S where x_u is the customer's (weighted) history.
+    """
+
+    def __init__(self, n_neighbours: int = 100, shrink: float = 10.0, device: str | None = None):
+        self.n_neighbours = n_neighbours
+        self.shrink = shrink
+        self.device = device
+
+    def fit(self, data) -> ItemKNN:
+        X = as_matrix(data)
+        self.device_ = choose_device(self.device)
+        B = X.copy()
+        B.data[:] = 1.0
+        co = (B.T @ B).tocsr()
+        co.setdiag(0)
+        co.eliminate_zeros()
+        n = np.asarray(B.sum(axis=0)).ravel()
+        co = co.tocoo()
+        sim = co.data / (np.sqrt(n[co.row] * n[co.col]) + self.shrink)
+        self.similarity_ = _top_per_row(co.row, co.col, sim, X.shape[1], self.n_neighbours)
+        self.X_ = X
+        return self
+
+    def _score(self, rows: sp.csr_matrix) -> torch.Tensor:
+        return self._dense(rows @ self.similarity_)
+
+
+def _top_per_row(row, col, val, n, k) -> sp.csr_matrix:
+    """Keep the ``k`` largest values in each row of a COO triple (ties by column)."""
+    order = np.lexsort((col, -val, row))
+    row, col, val = row[order], col[order], val[order]
+    start = np.searchsorted(row, np.arange(n))
+    rank = np.arange(len(row)) - start[row]
+    keep = rank < k
+    return sp.csr_matrix((val[keep].astype(np.float32), (row[keep], col[keep])), shape=(n, n))
+
+
+class EASE(Recommender):
+    """Embarrassingly shallow autoencoder (Steck 2019), closed form on the device.
+
+    P = (XᵀX + λI)⁻¹, B = I − P / diag(P), diagonal of B zero. The Gram matrix is
+    dense, so for catalogues larger than ``max_items`` only the ``max_items``
+    most-bought products get weights (the rest score 0 from this model; the hybrid
+    still reaches them through item-kNN and text). 8k items is a 256 MB matrix.
+    """
+
+    def __init__(self, l2: float = 200.0, max_items: int = 8000, device: str | None = None):
+        self.l2 = l2
+        self.max_items = max_items
+        self.device = device
+
+    def fit(self, data) -> EASE:
+        X = as_matrix(data)
+        self.device_ = choose_device(self.device)
+        counts = np.asarray((X > 0).sum(axis=0)).ravel()
+        items = np.flatnonzero(counts > 0)
+        if len(items) > self.max_items:
+            items = np.sort(items[np.argsort(-counts[items], kind="stable")[: self.max_items]])
+            log.info("EASE restricted to the %d most-bought of %d products", len(items), X.shape[1])
+        Xi = X[:, items]
+        G = torch.as_tensor((Xi.T @ Xi).toarray(), dtype=torch.float64, device=self.device_)
+        G += self.l2 * torch.eye(len(items), dtype=G.dtype, device=G.device)
+        try:
+            P = torch.linalg.inv(G)
+        except RuntimeError as exc:  # singular even with λ: degenerate input
+            raise ModelFitError(f"EASE: Gram matrix of {len(items)} items not invertible") from exc
+        B = -P / torch.diagonal(P)[None, :]
+        B.fill_diagonal_(0.0)
+        if not torch.isfinite(B).all():
+            raise ModelFitError("EASE: NaN encountered in the weights; raise l2")
+        self.items_ = items
+        self.weights_ = B.float()
+        self.X_ = X
+        return self
+
+    def _score(self, rows: sp.csr_matrix) -> torch.Tensor:
+        out = torch.zeros(rows.shape[0], self.X_.shape[1], device=self.device_)
+        if len(self.items_):
+            sub = self._dense(rows[:, self.items_])
+            out[:, torch.as_tensor(self.items_, device=self.device_)] = sub @ self.weights_
+        return out
