@@ -51,8 +51,8 @@ class PreferenceConfig:
     knn_neighbours: int = 100
     knn_shrink: float = 10.0
     w_collab: float = 1.0
-    w_ease: float = 0.5
-    w_content: float = 0.3
+    w_ease: float = 1.0
+    w_content: float = 0.2
     w_transfer: float = 0.3
     text_neighbours: int = 20
     w_popularity: float = 0.1
@@ -193,4 +193,4 @@ def text_neighbour_matrix(embeddings: np.ndarray, sold: np.ndarray, k: int) -> s
 def _torch_sparse(m: sp.csr_matrix, device: torch.device) -> torch.Tensor:
     coo = m.tocoo()
     idx = torch.as_tensor(np.vstack([coo.row, coo.col]), dtype=torch.long)
-    return torch.sparse_coo_tensor(idx, torch.as_tensor(coo.data), coo.shape).coalesce().to(device)
+    return torch.sparse_coo_tensor(idx, torch.as_tensor(coo.data), coo.shape, check_invariants=False).coalesce().to(device)

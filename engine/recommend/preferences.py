@@ -1,0 +1,196 @@
+"""One entry point for the pages and the pipeline: fit the hybrid, segment customers,
+explain recommendations.
+
+Segments: k-means (seeded) on a customer representation that concatenates the
+L2-normalised content profile (taste as the text of what they buy) with the
+L2-normalised truncated SVD of the recency-weighted matrix (who buys alike).
+``suggest_k`` picks k in a range by silhouette.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from sklearn.cluster import KMeans
+from sklearn.decomposition import TruncatedSVD
+from sklearn.metrics import silhouette_score
+from sklearn.preprocessing import normalize
+
+from engine import columns as C
+from engine.recommend.copurchase import CoPurchaseStats, copurchase_stats
+from engine.recommend.hybrid import HybridModel, PreferenceConfig
+from engine.recommend.models import mask_seen, top_k
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Preferences:
+    """Fitted preferences of a dataset's customers.
+
+    segment_labels : (n_customers,) segment of each customer (dataset index order).
+    segment_centroids : S × d k-means centroids in the representation space.
+    segment_affinity : S × P, members' mean P(u, p).
+    category_affinity : S × categories, summed segment_affinity per category.
+    silhouette : {k: silhouette score} over ``config.k_range``.
+    """
+
+    model: HybridModel
+    copurchase: CoPurchaseStats
+    segment_labels: np.ndarray
+    segment_centroids: np.ndarray
+    segment_affinity: np.ndarray
+    category_affinity: pd.DataFrame
+    suggested_k: int
+    silhouette: dict
+    config: PreferenceConfig
+
+    @property
+    def n_segments(self) -> int:
+        return len(self.segment_centroids)
+
+    def segment_sizes(self) -> pd.Series:
+        sizes = np.bincount(self.segment_labels, minlength=self.n_segments)
+        return pd.Series(sizes, index=pd.RangeIndex(self.n_segments, name=C.SEGMENT), name="customers")
+
+
+def customer_representation(model: HybridModel, n_components: int = 32, seed: int = 0) -> np.ndarray:
+    """Content profile ⊕ normalised SVD of the recency-weighted matrix (n_customers × d)."""
+    W = model.X_
+    n_comp = max(1, min(n_components, min(W.shape) - 1))
+    svd = TruncatedSVD(n_components=n_comp, random_state=seed).fit_transform(W)
+    return np.hstack([model.profiles_, normalize(svd)]).astype(np.float32)
+
+
+def suggest_k(rep: np.ndarray, k_range=(2, 10), seed: int = 0, sample: int = 3000) -> tuple[int, dict]:
+    """The k in ``k_range`` (inclusive) with the best silhouette, and all scores."""
+    rng = np.random.default_rng(seed)
+    idx = rng.choice(len(rep), size=min(sample, len(rep)), replace=False)
+    scores = {}
+    for k in range(k_range[0], min(k_range[1], len(rep) - 1) + 1):
+        labels = KMeans(n_clusters=k, n_init=4, random_state=seed).fit_predict(rep)
+        if len(np.unique(labels[idx])) > 1:
+            scores[k] = float(silhouette_score(rep[idx], labels[idx]))
+    best = max(scores, key=lambda k: (scores[k], -k)) if scores else k_range[0]
+    return best, scores
+
+
+def segment_customers(rep: np.ndarray, k: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """k-means labels and centroids, segments numbered by size (0 = largest)."""
+    km = KMeans(n_clusters=k, n_init=10, random_state=seed).fit(rep)
+    sizes = np.bincount(km.labels_, minlength=k)
+    order = np.lexsort((np.arange(k), -sizes))
+    relabel = np.empty(k, np.int64)
+    relabel[order] = np.arange(k)
+    return relabel[km.labels_], km.cluster_centers_[order]
+
+
+def fit_preferences(
+    dataset,
+    embeddings: np.ndarray,
+    config: PreferenceConfig = PreferenceConfig(),  # noqa: B008 (frozen, so safe)
+    seed: int = 0,
+    progress: Callable[[float], None] | None = None,
+) -> Preferences:
+    """Fit the hybrid model, co-purchase stats and the segments of ``dataset``."""
+    report = progress or (lambda _f: None)
+    model = HybridModel(config).fit(dataset, embeddings)
+    report(0.3)
+    stats = copurchase_stats(dataset.baskets)
+    rep = customer_representation(model, config.svd_components, seed)
+    suggested, scores = suggest_k(rep, config.k_range, seed)
+    report(0.6)
+    k = config.n_segments or suggested
+    labels, centroids = segment_customers(rep, k, seed)
+    affinity = model.segment_means(labels, k)
+    report(0.9)
+    cats = dataset.products[C.CATEGORY].fillna("").astype(str).replace("", "(none)")
+    cat_aff = pd.DataFrame(affinity.T).groupby(cats.to_numpy()).sum().T
+    cat_aff.index.name = C.SEGMENT
+    report(1.0)
+    return Preferences(model, stats, labels, centroids, affinity, cat_aff, suggested, scores, config)
+
+
+def _name(dataset, p: int) -> str:
+    return str(dataset.products[C.NAME].iloc[p])
+
+
+def explain(prefs: Preferences, dataset, embeddings: np.ndarray, customer: int, product: int) -> str:
+    """A sentence naming the past purchases and text neighbours behind a recommendation."""
+    model = prefs.model
+    history = model.X_[customer]
+    bought = history.indices
+    if len(bought) == 0:
+        return "Popular with all customers"
+    weights = history.data
+    collab = np.zeros(len(bought))
+    if product in set(model.ease_.items_.tolist()):
+        col = int(np.searchsorted(model.ease_.items_, product))
+        rows = np.searchsorted(model.ease_.items_, bought)
+        items = model.ease_.items_
+        ok = (rows < len(items)) & (items[np.minimum(rows, len(items) - 1)] == bought)
+        w = model.ease_.weights_[:, col].cpu().numpy()
+        collab[ok] = w[rows[ok]]
+    collab += np.asarray(model.knn_.similarity_[bought][:, product].todense()).ravel()
+    collab *= weights
+    text = embeddings[bought] @ embeddings[product]
+    parts = []
+    order = np.argsort(-collab, kind="stable")
+    drivers = bought[order][collab[order] > 0]
+    if len(drivers):
+        lift = prefs.copurchase.pair_lift(int(drivers[0]), product)
+        more = len(drivers) - 1
+        extra = f" and {more} of your past purchases" if more else ""
+        parts.append(f"Bought with {_name(dataset, drivers[0])} (lift {lift:.1f}){extra}")
+    if prefs.copurchase.item_counts[product] == 0:
+        parts.append("new product, not sold yet")
+    best = int(np.argmax(text))
+    parts.append(f"similar to {_name(dataset, bought[best])} (text {text[best]:.2f})")
+    sentence = "; ".join(parts)
+    return sentence[0].upper() + sentence[1:]
+
+
+def recommend_top_k(
+    prefs: Preferences,
+    dataset,
+    embeddings: np.ndarray,
+    k: int = 10,
+    customers: np.ndarray | None = None,
+    reasons: bool = True,
+) -> pd.DataFrame:
+    """Top ``k`` for every customer (or the given indices): customer_id, rank, product_id,
+    score, reason. Seen products are excluded when ``config.exclude_seen``."""
+    model = prefs.model
+    idx = np.arange(dataset.n_customers) if customers is None else np.asarray(customers, np.int64)
+    ids, vals = [], []
+    for start in range(0, len(idx), model.chunk_size):
+        chunk = idx[start : start + model.chunk_size]
+        scores = model.score_torch(chunk)
+        if prefs.config.exclude_seen:
+            scores = mask_seen(scores, model.X_[chunk])
+        v, i = top_k(scores, k)
+        ids.append(i.cpu().numpy())
+        vals.append(v.float().cpu().numpy())
+    top = np.concatenate(ids) if ids else np.zeros((0, k), np.int64)
+    val = np.concatenate(vals) if vals else np.zeros((0, k), np.float32)
+    kk = top.shape[1]
+    cust = np.repeat(idx, kk)
+    prod = top.ravel()
+    out = pd.DataFrame({
+        C.CUSTOMER_ID: dataset.customer_ids[cust],
+        "rank": np.tile(np.arange(1, kk + 1), len(idx)),
+        C.PRODUCT_ID: dataset.product_ids[prod],
+        "score": val.ravel().round(4),
+    })
+    if reasons:
+        out["reason"] = [
+            explain(prefs, dataset, embeddings, int(c), int(p))
+            for c, p in zip(cust, prod, strict=True)
+        ]
+    else:
+        out["reason"] = ""
+    return out
