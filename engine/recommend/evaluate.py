@@ -21,6 +21,11 @@ Protocol
   popularity-within-category (a product scores its category's share of the
   training purchases). A catalogue without categories (Online Retail) gets
   categories from k-means on the text embeddings (``text_categories``).
+  When the window holds fewer than ``min_cold`` such products (the sample
+  market sells its whole catalogue from day one), cold start is simulated:
+  a seeded random ``cold_share`` of the products sold in the window lose all
+  their training lines, and the hybrid is refitted without them for this
+  table only (``protocol["cold_simulated"]`` says which happened).
 """
 
 from __future__ import annotations
@@ -53,6 +58,8 @@ class HoldoutSplit:
     cold_products: np.ndarray
     cold_customers: np.ndarray
     cold_targets: list[np.ndarray]
+    cold_train: object = None  # Dataset the cold-start hybrid is fitted on
+    cold_simulated: bool = False
 
 
 @dataclass(frozen=True)
@@ -75,7 +82,9 @@ class EvaluationResult:
         }
 
 
-def holdout_split(dataset, holdout_weeks: int = 8) -> HoldoutSplit:
+def holdout_split(
+    dataset, holdout_weeks: int = 8, min_cold: int = 10, cold_share: float = 0.1, seed: int = 0
+) -> HoldoutSplit:
     """Split the order lines at ``holdout_weeks`` weeks before the last order."""
     lines = dataset.lines
     ts = lines[C.TIMESTAMP]
@@ -98,10 +107,22 @@ def holdout_split(dataset, holdout_weeks: int = 8) -> HoldoutSplit:
     pairs = pairs[new]
     sold_before = np.asarray(train.matrix.sum(axis=0)).ravel() > 0
     cold = np.setdiff1d(pairs["p"].unique(), np.flatnonzero(sold_before))
+    cold_train, simulated = train, False
+    if len(cold) < min_cold:
+        sold_in_window = np.unique(pairs["p"].to_numpy())
+        n_hide = max(min_cold, int(cold_share * len(sold_in_window)))
+        rng = np.random.default_rng(seed)
+        cold = np.sort(rng.choice(sold_in_window, size=min(n_hide, len(sold_in_window)), replace=False))
+        keep = ~train.lines[C.PRODUCT_IDX].isin(cold).to_numpy()
+        cold_train, simulated = train.subset_lines(keep), True
     cold_pairs = pairs[pairs["p"].isin(cold)]
+    # cold-start customers must exist in the dataset the cold model is fitted on
+    ids = train.customer_ids[cold_pairs["c"].to_numpy()]
+    has = pd.Index(cold_train.customer_ids).get_indexer(ids)
+    cold_pairs = pd.DataFrame({"c": has, "p": cold_pairs["p"].to_numpy()})[has >= 0]
     tc, tt = _group(pairs)
     cc, ct = _group(cold_pairs)
-    return HoldoutSplit(train, cut, tc, tt, np.sort(cold), cc, ct)
+    return HoldoutSplit(train, cut, tc, tt, np.sort(cold), cc, ct, cold_train, simulated)
 
 
 def _group(pairs: pd.DataFrame) -> tuple[np.ndarray, list[np.ndarray]]:
@@ -154,8 +175,8 @@ def product_categories(products: pd.DataFrame, embeddings: np.ndarray, seed: int
     return cat
 
 
-def _category_popularity(split: HoldoutSplit, categories: np.ndarray) -> np.ndarray:
-    bought = np.asarray((split.train.matrix > 0).sum(axis=0)).ravel().astype(np.float64)
+def _category_popularity(train, categories: np.ndarray) -> np.ndarray:
+    bought = np.asarray((train.matrix > 0).sum(axis=0)).ravel().astype(np.float64)
     share = pd.Series(bought).groupby(categories).transform("sum").to_numpy()
     return share / max(bought.sum(), 1.0)
 
@@ -192,10 +213,13 @@ def evaluate_split(
 
     cold_rows = []
     if len(split.cold_customers):
-        top = _rank(models["hybrid"], split.cold_customers, k, columns=split.cold_products)
+        cold_model = models["hybrid"]
+        if split.cold_simulated:
+            cold_model = HybridModel(config).fit(split.cold_train, embeddings)
+        top = _rank(cold_model, split.cold_customers, k, columns=split.cold_products)
         cold_rows.append(("hybrid (text)", *ranking_metrics(top, split.cold_targets, k)))
         cats = product_categories(train.products, embeddings, seed)
-        pop = _category_popularity(split, cats)[split.cold_products]
+        pop = _category_popularity(split.cold_train, cats)[split.cold_products]
         # same list for everyone: category share, ties by product index
         order = split.cold_products[np.lexsort((split.cold_products, -pop))][:k]
         top = np.tile(order, (len(split.cold_customers), 1))
@@ -216,7 +240,7 @@ def evaluate(
     progress: Callable[[float], None] | None = None,
 ) -> EvaluationResult:
     """Hybrid against popularity, item-kNN and EASE on a temporal hold-out."""
-    split = holdout_split(dataset, holdout_weeks)
+    split = holdout_split(dataset, holdout_weeks, seed=seed)
     table, cold = evaluate_split(split, embeddings, k, config, seed, progress=progress)
     protocol = {
         "cut": str(split.cut),
@@ -224,6 +248,7 @@ def evaluate(
         "test_customers": int(len(split.test_customers)),
         "cold_products": int(len(split.cold_products)),
         "cold_customers": int(len(split.cold_customers)),
+        "cold_simulated": bool(split.cold_simulated),
         "exclude_seen": True,
     }
     log.info("evaluation protocol: %s", protocol)
