@@ -35,7 +35,7 @@ if current is None:
     st.stop()
 name, dataset, _ = current
 folder = ws.entry(name)["dir"]
-n_segments = 5
+n_segments = up.pipeline.N_SEGMENTS
 off = up.offer(name, folder, n_segments, dataset)
 if not off.bundles:
     st.warning("No bundles for this dataset: loosen the settings on the Bundles page.")
@@ -82,7 +82,7 @@ def simulator() -> None:
     )
     ch = up.choices(name, folder, n_segments, elasticity if use_e else None, month,
                     config.n_customers, off.bundles + (off.segments,), dataset, off)
-    syn = up.lift_synergy(name, folder, off.bundles, dataset) if syn_auto else synergy / 100
+    syn = up.lift_synergy(name, folder, n_segments, off.bundles, dataset) if syn_auto else synergy / 100
     ch = ch.with_synergy(syn).with_segment_size(mix)
     ch_demand_only = up.market(name, folder, n_segments, elasticity if use_e else None, month,
                                dataset, off).with_segment_mix(mix, mix.sum())
@@ -103,8 +103,12 @@ def simulator() -> None:
         st.warning(f"{off.labels[r.bundle]}: {r.message}")
 
     table = up.bundle_table(run, off)
-    st.dataframe(table, hide_index=True, width="stretch", key="pricing_table",
-                 column_config={"take rate": st.column_config.NumberColumn(format="%.3f")})
+    num = st.column_config.NumberColumn
+    st.dataframe(table, hide_index=True, width="stretch", key="pricing_table", column_config={
+        "list total": num(format="%.2f"), "price": num(format="%.2f"),
+        "discount %": num(format="%.1f"), "take rate": num(format="%.3f"),
+        "profit": num(format="%.0f"), "singles lost": num(format="%.0f"),
+    })
     pick = st.selectbox("Bundle", range(len(off.bundles)), format_func=lambda b: off.labels[b],
                         key="pricing_bundle_widget")
     res = run.results[pick]

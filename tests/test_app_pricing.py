@@ -83,3 +83,11 @@ def test_ab_table_shows_recommended_prices_beating_a_flat_discount(page):
     # recommended prices maximise profit: the interval of the gain lies above -noise
     assert profit["difference_high"] > 0
     assert profit["visitors_needed"] > 0
+
+
+def test_export_page_takes_the_pricing_scenario(page):
+    # runs last: leaves the pricing page for the export page
+    scenario = page.session_state["pricing_price_list"]
+    page.switch_page("pages/5_export.py").run()
+    assert not page.exception, [e.value for e in page.exception]
+    pd.testing.assert_frame_equal(page.session_state["export_price_list"], scenario)

@@ -21,12 +21,10 @@ from engine.pricing import (
     DemandModel,
     PricingRun,
     bundle_synergy,
-    calibrate_demand,
     month_index,
     seasonal_index,
 )
 from engine.pricing.simulate import Choices, Market, evaluate, prepare_choices
-from engine.recommend import copurchase_stats
 from ui import pipeline
 
 ACCENT = "#2f6f8f"
@@ -47,9 +45,9 @@ class Offer:
 
 
 def offer(name: str, folder: str, n_segments: int, dataset: Dataset) -> Offer:
-    """The shared chain's profit-ranked bundles (ui.pipeline), per segment; the Export
-    page prices the same bundles, with the same bundle ids."""
-    done = pipeline.priced(name, folder, n_segments, _dataset=dataset)
+    """The bundles of the shared chain (``ui.pipeline.priced``): the same bundles, ids
+    and segments as the Bundles and Export pages, so a scenario here carries over."""
+    done = pipeline.priced(name, folder, n_segments, pipeline.SEED, _dataset=dataset)
     names = done.segments.names
     labels = tuple(
         f"{names[b.segment].split(' (')[0]}: {' + '.join(b.names)}" for b in done.bundles
@@ -59,17 +57,17 @@ def offer(name: str, folder: str, n_segments: int, dataset: Dataset) -> Offer:
         segments=tuple(int(b.segment) for b in done.bundles),
         bundle_ids=tuple(done.bundle_ids),
         labels=labels,
-        segment_names=names,
+        segment_names=tuple(names),
         segment_labels=done.segments.segment_labels,
     )
 
 
-@st.cache_resource(show_spinner="Calibrating demand…", max_entries=8)
 def demand_model(
     name: str, folder: str, n_segments: int, _dataset: Dataset, _labels: np.ndarray
 ) -> DemandModel:
-    del name, folder, n_segments  # cache keys
-    return calibrate_demand(_dataset, _labels, DemandConfig())
+    """The shared chain's calibrated demand (same segments as ``offer``)."""
+    del _labels  # the chain's own segments
+    return pipeline.demand(name, folder, n_segments, pipeline.SEED, DemandConfig(), _dataset)
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
@@ -79,10 +77,11 @@ def season(name: str, folder: str, _dataset: Dataset) -> pd.DataFrame:
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
-def lift_synergy(name: str, folder: str, bundles: tuple, _dataset: Dataset) -> np.ndarray:
-    """Synergy per bundle from co-purchase lift (DemandConfig defaults)."""
-    del name, folder
-    stats = copurchase_stats(_dataset.baskets)
+def lift_synergy(
+    name: str, folder: str, n_segments: int, bundles: tuple, _dataset: Dataset
+) -> np.ndarray:
+    """Synergy per bundle from the chain's co-purchase lift (DemandConfig defaults)."""
+    stats = pipeline.preferences(name, folder, n_segments, pipeline.SEED, _dataset).copurchase
     blocks = [stats.lift_block(np.array(b), np.array(b)) for b in bundles]
     return bundle_synergy(blocks, DemandConfig())
 
