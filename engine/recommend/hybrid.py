@@ -108,7 +108,8 @@ class HybridModel(Recommender):
         self.embeddings_ = emb
         buyers = np.asarray((W > 0).sum(axis=0)).ravel()
         self.text_neighbours_ = text_neighbour_matrix(emb, buyers > 0, cfg.text_neighbours)
-        pop = np.log1p(buyers).astype(np.float64)
+        # recent sales count more: the prior is the recency-weighted number of orders
+        pop = np.log1p(np.asarray(W.sum(axis=0)).ravel()).astype(np.float64)
         # a never-sold product borrows the popularity of its text neighbours
         pop = np.where(buyers > 0, pop, self.text_neighbours_ @ pop)
         self.popularity_ = ((pop - pop.mean()) / (pop.std() or 1.0)).astype(np.float32)

@@ -1,0 +1,182 @@
+"""Recommend stage: model interface on known answers, and the sample market's planted truth."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+import torch
+from sklearn.metrics import adjusted_rand_score
+
+from engine import columns as C
+from engine.data import Dataset, load_files
+from engine.encoder import encode_products
+from engine.errors import NotFittedError
+from engine.recommend import (
+    EASE,
+    HybridModel,
+    ItemKNN,
+    Popularity,
+    PreferenceConfig,
+    fit_preferences,
+    recommend_top_k,
+)
+from engine.recommend.models import top_k
+from engine.recommend.profiles import recency_weights
+from engine.sample_market import true_segment_labels
+
+# ---------------------------------------------------------------- tiny known answers
+
+
+def block_matrix() -> sp.csr_matrix:
+    """Customers 0-3 buy among products 0-2, customers 4-7 among products 3-5."""
+    rows = [[1, 1, 0, 0, 0, 0], [1, 0, 1, 0, 0, 0], [0, 1, 1, 0, 0, 0], [1, 1, 1, 0, 0, 0],
+            [0, 0, 0, 1, 1, 0], [0, 0, 0, 1, 0, 1], [0, 0, 0, 0, 1, 1], [0, 0, 0, 1, 1, 1]]
+    return sp.csr_matrix(np.array(rows, np.float32))
+
+
+@pytest.mark.parametrize("model", [EASE(l2=1.0, device="cpu"), ItemKNN(10, 0.0, device="cpu")])
+def test_block_diagonal_recommends_within_block(model):
+    X = block_matrix()
+    model.fit(X)
+    ids, scores = model.recommend([0, 4], k=1, exclude_seen=True)
+    assert ids[0, 0] == 2  # customer 0 has 0, 1: the block's missing product
+    assert ids[1, 0] == 5
+    s = model.score([0])
+    assert s[0, 3:].max() == pytest.approx(0.0, abs=1e-6)  # nothing leaks across blocks
+    assert s[0, 2] > 0
+
+
+def test_not_fitted_and_bad_index():
+    with pytest.raises(NotFittedError):
+        EASE().score([0])
+    model = Popularity(device="cpu").fit(block_matrix())
+    with pytest.raises(IndexError, match=r"\[0, 8\)"):
+        model.score([8])
+
+
+def test_popularity_ranks_by_buyers_ties_by_index():
+    X = sp.csr_matrix(np.array([[1, 1, 0, 1], [0, 1, 0, 1], [0, 0, 1, 0]], np.float32))
+    ids, _ = Popularity(device="cpu").fit(X).recommend([2], k=4, exclude_seen=False)
+    assert ids[0].tolist() == [1, 3, 0, 2]  # 1 and 3 tie on 2 buyers: lower index first
+    ids, _ = Popularity(device="cpu").fit(X).recommend([0], k=1, exclude_seen=True)
+    assert ids[0].tolist() == [2]
+
+
+def test_top_k_breaks_ties_by_index():
+    scores = torch.tensor([[0.5, 1.0, 1.0, 0.2, 1.0]])
+    vals, idx = top_k(scores, 3)
+    assert idx[0].tolist() == [1, 2, 4]
+    assert vals[0].tolist() == [1.0, 1.0, 1.0]
+
+
+def test_recency_weight_halves_each_half_life():
+    t = np.array(["2025-01-01", "2025-03-02", "2025-05-01"], dtype="datetime64[ns]")
+    w = recency_weights(t, half_life_days=60)
+    assert w[2] == pytest.approx(1.0)
+    assert w[1] == pytest.approx(0.5, rel=1e-3)  # 60 days before the last order
+    assert w[0] == pytest.approx(0.25, rel=0.02)
+
+
+# ---------------------------------------------------------------- the sample market
+
+
+@pytest.fixture(scope="session")
+def sample(sample_dir, tmp_path_factory):
+    files = [sample_dir / n for n in ("order_lines.csv", "products.csv", "customers.csv")]
+    ds = load_files(files).dataset
+    cache = tmp_path_factory.mktemp("embeddings")
+    emb = encode_products(ds.products, cache_dir=cache)
+    truth = json.loads((sample_dir / "ground_truth.json").read_text())
+    return ds, emb, truth, cache
+
+
+@pytest.fixture(scope="session")
+def prefs(sample):
+    ds, emb, _, _ = sample
+    return fit_preferences(ds, emb, PreferenceConfig(), seed=0)
+
+
+def test_planted_segments_recovered(sample, prefs):
+    ds, _, truth, _ = sample
+    labels = true_segment_labels(truth, ds.customer_ids)
+    assert prefs.suggested_k == len(truth["segments"])  # silhouette finds the 5 planted tastes
+    ari = adjusted_rand_score(labels, prefs.segment_labels)
+    assert ari >= 0.6, ari  # measured 0.78
+    assert prefs.segment_affinity.shape == (prefs.n_segments, ds.n_products)
+    np.testing.assert_allclose(prefs.segment_affinity.sum(axis=1), 1.0, rtol=1e-4)
+    # each segment puts most of its mass on a few categories, as the planted tastes do
+    top3 = np.sort(prefs.category_affinity.to_numpy(), axis=1)[:, -3:].sum(axis=1)
+    assert (top3 > 0.5).all()
+
+
+def test_planted_pairs_have_top_lift(sample, prefs):
+    ds, _, truth, _ = sample
+    top = {frozenset(p) for p in ds.product_ids[prefs.copurchase.top_pairs(n=40)].tolist()}
+    planted = [frozenset(p["products"]) for p in truth["planted_pairs"]]
+    found = sum(p in top for p in planted)
+    assert found >= 0.7 * len(planted), (found, len(planted))
+
+
+def test_substitutes_read_alike_but_are_not_bought_together(sample, prefs):
+    ds, emb, truth, _ = sample
+    pairs = [ds.product_index(s["products"]) for s in truth["substitutes"]]
+    text = np.array([emb[i] @ emb[j] for i, j in pairs])
+    lift = np.array([prefs.copurchase.pair_lift(int(i), int(j)) for i, j in pairs])
+    all_text = emb @ emb.T
+    assert np.median(text) > np.quantile(all_text[np.triu_indices(len(emb), 1)], 0.99)
+    assert (lift < 1.0).mean() >= 0.8
+
+
+def test_recommendations_frame_and_reasons(sample, prefs):
+    ds, emb, _, _ = sample
+    recs = recommend_top_k(prefs, ds, emb, k=5, customers=np.arange(20))
+    assert list(recs.columns) == [C.CUSTOMER_ID, "rank", C.PRODUCT_ID, "score", "reason"]
+    assert len(recs) == 100 and recs["rank"].tolist()[:5] == [1, 2, 3, 4, 5]
+    assert (recs.groupby(C.CUSTOMER_ID)["score"].diff().dropna() <= 1e-6).all()
+    # nothing already bought is recommended
+    seen = prefs.model.X_[np.arange(20)].toarray() > 0
+    pidx = ds.product_index(recs[C.PRODUCT_ID].to_numpy()).reshape(20, 5)
+    assert not seen[np.arange(20)[:, None], pidx].any()
+    assert recs["reason"].str.contains(r"similar to .+ \(text 0\.\d\d\)").all()
+    assert recs["reason"].str.contains(r"Bought with .+ \(lift \d").mean() > 0.8
+
+
+def test_same_seed_same_output(sample, prefs):
+    ds, emb, _, _ = sample
+    again = fit_preferences(ds, emb, PreferenceConfig(), seed=0)
+    np.testing.assert_array_equal(again.segment_labels, prefs.segment_labels)
+    np.testing.assert_allclose(again.segment_affinity, prefs.segment_affinity, rtol=1e-5)
+    a = recommend_top_k(prefs, ds, emb, 5, customers=np.arange(50), reasons=False)
+    b = recommend_top_k(again, ds, emb, 5, customers=np.arange(50), reasons=False)
+    pd.testing.assert_frame_equal(a, b)
+
+
+def test_new_product_reaches_its_segment(sample):
+    """A never-sold espresso product is recommended to coffee lovers, not to parents."""
+    ds, _, truth, cache = sample
+    new = pd.DataFrame([{
+        C.PRODUCT_ID: "NEW1", C.NAME: "Single Origin Espresso Beans, 1 kg",
+        C.DESCRIPTION: "Whole coffee beans roasted for espresso with a rich crema.",
+        C.CATEGORY: "Coffee", C.PRICE: 23.99, C.COST: 12.0,
+    }])
+    products = pd.concat([ds.products, new], ignore_index=True)
+    ds2 = Dataset.from_frames(ds.lines[list(C.ORDER_LINE_COLUMNS)], products, ds.customers)
+    emb2 = encode_products(ds2.products, cache_dir=cache)
+    model = HybridModel(PreferenceConfig()).fit(ds2, emb2)
+    p = ds2.product_index(["NEW1"])[0]
+    assert ds2.matrix[:, p].nnz == 0
+    labels = true_segment_labels(truth, ds2.customer_ids)
+    names = truth["wtp"]["segments"]
+    scores = model.score(np.arange(ds2.n_customers))
+    rank = (scores > scores[:, [p]]).sum(axis=1)  # 0 = top of the catalogue
+    coffee = np.median(rank[labels == names.index("coffee lovers")])
+    parents = np.median(rank[labels == names.index("parents")])
+    n = ds2.n_products  # measured medians: 49 and 227 of 301
+    assert coffee < 0.2 * n and parents > 0.5 * n, (coffee, parents)
+    # its text neighbours are coffee products
+    neigh = model.text_neighbours_[p].indices
+    assert (ds2.products[C.CATEGORY].iloc[neigh] == "Coffee").mean() >= 0.8
