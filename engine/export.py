@@ -8,6 +8,7 @@ quote in CSV and XLSX; XLSX is also written with ``strings_to_formulas=False``.
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import hashlib
 import io
@@ -155,9 +156,13 @@ def offer_list(
 
 
 def to_csv_bytes(frame: pd.DataFrame) -> bytes:
-    """UTF-8 CSV, formula cells escaped, floats with up to 10 significant digits."""
+    """UTF-8 CSV, text quoted, formula cells escaped, floats with up to 10 significant digits."""
     buf = io.StringIO()
-    escape_frame(frame).to_csv(buf, index=False, float_format="%.10g", lineterminator="\n")
+    # every text cell quoted: a bare carriage return inside a cell would otherwise split
+    # the row (the csv module only quotes the line terminator it writes, here "\n")
+    escape_frame(frame).to_csv(
+        buf, index=False, float_format="%.10g", lineterminator="\n", quoting=csv.QUOTE_NONNUMERIC
+    )
     return buf.getvalue().encode("utf-8")
 
 

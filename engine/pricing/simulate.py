@@ -59,7 +59,7 @@ class Market:
         return Market(self.mu, self.sigma, self.list_price, self.cost, visitors * mix / mix.sum())
 
 
-@functools.lru_cache(maxsize=8)
+@functools.lru_cache(maxsize=4)
 def standard_draws(seed: int, n_customers: int, n_bundles: int, size: int) -> np.ndarray:
     """(n_bundles, size, n_customers) float32 standard normal draws, cached and read-only."""
     rng = np.random.default_rng(seed)
