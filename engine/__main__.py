@@ -13,7 +13,12 @@ import logging
 import sys
 
 # modules that register sub-commands, in the order they appear in --help
-CLI_MODULES = ("engine.data.cli", "engine.bundles.cli")
+CLI_MODULES = (
+    "engine.data.cli",
+    "engine.bundles.cli",
+    "engine.pricing.cli",
+    "engine.pipeline",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
