@@ -314,3 +314,16 @@ def test_cuda_half_precision_matches_cpu(vectors):
     v = enc.encode(TEXTS)
     assert enc.dtype_ in (torch.float16, torch.bfloat16)
     assert (v * vectors).sum(axis=1).min() >= 0.99
+
+
+def test_batch_bounds_respect_rows_and_token_budget():
+    lengths = np.array([100, 60, 10, 10, 10, 10, 10])  # sorted longest first
+    assert encoder_model._batch_bounds(lengths, 3, None) == [(0, 3), (3, 6), (6, 7)]
+    # 120 tokens: one 100-token row, then two rows of 60 (padded to 60), then 3 of 10
+    assert encoder_model._batch_bounds(lengths, 3, 120) == [(0, 1), (1, 3), (3, 6), (6, 7)]
+    assert encoder_model._batch_bounds(np.array([500]), 8, 100) == [(0, 1)]
+
+
+def test_token_budget_batches_give_the_same_vectors(vectors, monkeypatch):
+    monkeypatch.setitem(encoder_model._TOKEN_BUDGETS, "cpu", 20)  # forces many small batches
+    np.testing.assert_allclose(Encoder(CPU).encode(TEXTS), vectors, atol=1e-5)
