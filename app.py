@@ -16,6 +16,7 @@ state.init_state()
 # since emoji need a font that headless chromium in CI lacks
 PAGES = [
     st.Page("pages/1_data.py", title="Data", icon=":material/database:", default=True),
+    st.Page("pages/2_preferences.py", title="Preferences", icon=":material/insights:"),
     st.Page("pages/3_bundles.py", title="Bundles", icon=":material/shopping_basket:"),
     st.Page("pages/4_pricing.py", title="Pricing", icon=":material/sell:"),
     st.Page("pages/5_export.py", title="Export", icon=":material/download:"),

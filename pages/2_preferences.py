@@ -1,0 +1,68 @@
+"""Preferences: segments and what they prefer, one customer's recommendations and
+reasons, similar products, and offline quality against baselines."""
+
+import numpy as np
+import streamlit as st
+
+from engine import columns as C
+from ui import preferences as up
+from ui import state
+from ui.bundles import workspace_cache_dir
+
+st.title("Preferences")
+current = state.current_dataset()
+if current is None:
+    st.info("No dataset yet: load one on the Data page.")
+    st.stop()
+name, dataset, _report = current
+ws = state.workspace()
+folder = ws.entry(name)["dir"]
+
+emb_progress = state.progress_bar("Encoding product texts…")
+emb = up.embeddings(name, folder, workspace_cache_dir(ws.root), dataset, emb_progress)
+emb_progress(1.0)
+
+base = up.preferences(name, folder, up.config_with_k(None), 0, dataset, emb)
+k = st.slider("Number of segments", min_value=2, max_value=10, value=int(base.suggested_k),
+              key="prefs_k_widget",
+              help=f"Suggested by silhouette: {base.suggested_k}")
+prefs = base if k == base.suggested_k else up.preferences(
+    name, folder, up.config_with_k(k), 0, dataset, emb)
+
+st.metric("Segments", prefs.n_segments)
+left, right = st.columns([1, 2])
+left.plotly_chart(up.segment_sizes_figure(prefs.segment_sizes()), key="prefs_sizes")
+right.plotly_chart(up.category_heatmap(prefs.category_affinity), key="prefs_heatmap")
+
+st.subheader("A customer")
+shown_ids = ws.pseudonymise(dataset.customer_ids)
+pick = st.selectbox("Customer", np.arange(dataset.n_customers),
+                    format_func=lambda i: f"{shown_ids[i]} (segment {prefs.segment_labels[i]})",
+                    key="prefs_customer_widget")
+history, recs = up.customer_view(prefs, dataset, emb, int(pick))
+hcol, rcol = st.columns([1, 2])
+hcol.caption("History (recency-weighted)")
+hcol.dataframe(history, hide_index=True, key="prefs_history")
+rcol.caption("Top recommendations and why")
+rcol.dataframe(recs, hide_index=True, key="prefs_recs")
+
+st.subheader("Similar products")
+product = st.selectbox("Product", np.arange(dataset.n_products),
+                       format_func=lambda i: dataset.products[C.NAME].iloc[i],
+                       key="prefs_product_widget")
+text_df, co_df = up.similar_products(prefs, dataset, emb, int(product))
+tcol, ccol = st.columns(2)
+tcol.caption("Reads alike (text)")
+tcol.dataframe(text_df, hide_index=True)
+ccol.caption("Bought together (co-purchase)")
+ccol.dataframe(co_df, hide_index=True)
+
+st.subheader("Offline quality")
+st.caption("Last 8 weeks held out; hybrid against popularity, item-kNN and EASE.")
+if st.button("Evaluate", key="prefs_evaluate_widget") or st.session_state.get("prefs_evaluated"):
+    st.session_state["prefs_evaluated"] = True
+    table, cold, protocol = up.evaluation(name, folder, up.config_with_k(None), 8, 20, dataset, emb)
+    st.dataframe(table, hide_index=True, key="prefs_eval_table")
+    st.caption("Cold start (products new in the hold-out window)")
+    st.dataframe(cold, hide_index=True)
+    st.caption(f"Protocol: {protocol}")

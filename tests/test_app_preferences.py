@@ -1,0 +1,39 @@
+"""The Preferences page on the sample data, driven with Streamlit's AppTest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+APP = Path(__file__).resolve().parents[1] / "app.py"
+
+
+@pytest.fixture
+def page(tmp_path, monkeypatch) -> AppTest:
+    monkeypatch.setenv("ENGINE_WORKSPACE", str(tmp_path))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    at = AppTest.from_file(str(APP), default_timeout=120).run()
+    at.switch_page("pages/2_preferences.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+@pytest.mark.slow
+def test_preferences_page_renders_and_k_slider_changes_segments(page):
+    at = page
+    assert at.title[0].value == "Preferences"
+    charts = [c.proto.id for c in at.get("plotly_chart")]
+    assert any("prefs_heatmap" in c for c in charts) and any("prefs_sizes" in c for c in charts)
+    segments = next(m for m in at.metric if m.label == "Segments")
+    assert segments.value == "5"  # the sample's suggested k
+    recs = next(d for d in at.dataframe if "reason" in d.value.columns).value
+    assert len(recs) == 10 and recs["reason"].str.contains("similar to").all()
+    at.slider(key="prefs_k_widget").set_value(3).run()
+    assert not at.exception
+    assert next(m for m in at.metric if m.label == "Segments").value == "3"
+    at.button(key="prefs_evaluate_widget").click().run()
+    assert not at.exception
+    table = next(d for d in at.dataframe if "model" in d.value.columns).value
+    assert set(table["model"]) >= {"hybrid", "popularity", "item-kNN", "EASE"}

@@ -1,0 +1,110 @@
+"""Streamlit glue of the Preferences page: cached wrappers and Plotly figure builders.
+
+Cached steps are keyed on explicit inputs only: the dataset's name and saved
+folder (a re-save gets a new folder), the frozen PreferenceConfig and the seed.
+Arguments starting with ``_`` are not hashed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from engine import columns as C
+from engine.data.dataset import Dataset
+from engine.recommend import PreferenceConfig, Preferences, evaluate, fit_preferences
+from engine.recommend.preferences import recommend_top_k
+
+
+def embeddings(name: str, folder: str, cache: str, dataset: Dataset, progress=None) -> np.ndarray:
+    """Product embeddings through the workspace's on-disk cache (shared with other pages).
+
+    Kept in the session keyed by (name, folder, cache), not in st.cache_resource:
+    a cached function may not draw into the page's progress bar.
+    """
+    key = ("prefs_embeddings", name, folder, cache)
+    if key not in st.session_state:
+        from engine.encoder import encode_products  # late import: loads torch/transformers
+
+        st.session_state[key] = encode_products(dataset.products, cache_dir=cache, progress=progress)
+    return st.session_state[key]
+
+
+@st.cache_resource(show_spinner="Fitting preferences…", max_entries=8)
+def preferences(
+    name: str, folder: str, config: PreferenceConfig, seed: int, _dataset: Dataset, _emb: np.ndarray
+) -> Preferences:
+    del name, folder
+    return fit_preferences(_dataset, _emb, config, seed=seed)
+
+
+@st.cache_data(show_spinner="Evaluating against baselines…", max_entries=4)
+def evaluation(
+    name: str, folder: str, config: PreferenceConfig, holdout_weeks: int, k: int,
+    _dataset: Dataset, _emb: np.ndarray,
+) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    del name, folder
+    result = evaluate(_dataset, _emb, holdout_weeks, k, config)
+    return result.table, result.cold_start, result.protocol
+
+
+def config_with_k(k: int | None) -> PreferenceConfig:
+    return dataclasses.replace(PreferenceConfig(), n_segments=k)
+
+
+def customer_view(prefs: Preferences, dataset: Dataset, emb: np.ndarray, customer: int, k: int = 10):
+    """(history, recommendations) frames of one customer (index)."""
+    row = prefs.model.X_[customer]
+    history = pd.DataFrame({
+        C.PRODUCT_ID: dataset.product_ids[row.indices],
+        C.NAME: dataset.products[C.NAME].to_numpy()[row.indices],
+        C.CATEGORY: dataset.products[C.CATEGORY].to_numpy()[row.indices],
+        "recency_weight": np.round(row.data, 3),
+    }).sort_values("recency_weight", ascending=False, kind="stable")
+    recs = recommend_top_k(prefs, dataset, emb, k, customers=np.array([customer]))
+    recs.insert(3, C.NAME, dataset.products[C.NAME].to_numpy()[dataset.product_index(recs[C.PRODUCT_ID])])
+    return history, recs.drop(columns=[C.CUSTOMER_ID])
+
+
+def similar_products(prefs: Preferences, dataset: Dataset, emb: np.ndarray, product: int, n: int = 8):
+    """(text neighbours, co-purchase neighbours) of a product, side by side."""
+    names = dataset.products[C.NAME].to_numpy()
+    sim = emb @ emb[product]
+    sim[product] = -np.inf
+    text = np.argsort(-sim, kind="stable")[:n]
+    text_df = pd.DataFrame({C.NAME: names[text], "text similarity": np.round(sim[text], 3)})
+    counts = prefs.copurchase.counts[product]
+    cols = counts.indices
+    if len(cols):
+        lift = prefs.copurchase.lift_block(np.array([product]), cols)[0]
+        order = np.lexsort((cols, -counts.data, -lift))[:n]
+        co_df = pd.DataFrame({C.NAME: names[cols[order]], "lift": np.round(lift[order], 2),
+                              "orders together": counts.data[order].astype(int)})
+    else:
+        co_df = pd.DataFrame(columns=[C.NAME, "lift", "orders together"])
+    return text_df, co_df
+
+
+# --- figures (pure functions of results) ----------------------------------------------
+
+
+def segment_sizes_figure(sizes: pd.Series) -> go.Figure:
+    fig = go.Figure(go.Bar(x=[f"Segment {i}" for i in sizes.index], y=sizes.to_numpy()))
+    fig.update_layout(title="Customers per segment", yaxis_title="customers", height=320)
+    return fig
+
+
+def category_heatmap(category_affinity: pd.DataFrame) -> go.Figure:
+    """Segment × category affinity (share of the segment's preference mass)."""
+    z = category_affinity.to_numpy()
+    fig = go.Figure(go.Heatmap(
+        z=z, x=[str(c) for c in category_affinity.columns],
+        y=[f"Segment {i}" for i in category_affinity.index], colorscale="Blues",
+        colorbar={"title": "affinity"},
+    ))
+    fig.update_layout(title="What each segment prefers", height=360)
+    return fig
