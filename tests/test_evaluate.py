@@ -65,6 +65,7 @@ def _parser():
     return parser
 
 
+@pytest.mark.slow
 def test_evaluate_cli_on_sample(sample_files, capsys):
     args = _parser().parse_args(["evaluate", *sample_files, "--holdout-weeks", "8", "--json"])
     assert args.func(args) == 0
@@ -80,6 +81,7 @@ def test_evaluate_cli_on_sample(sample_files, capsys):
     assert cold.loc["hybrid (text)", "recall@20"] > cold.loc["popularity in category", "recall@20"]
 
 
+@pytest.mark.slow
 def test_recommend_cli_writes_every_customer(sample_files, tmp_path):
     out = tmp_path / "recs.csv"
     args = _parser().parse_args(["recommend", *sample_files, "--k", "3", "--out", str(out)])
