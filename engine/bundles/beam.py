@@ -514,7 +514,7 @@ def bundles_frame(bundles: Sequence[Bundle]) -> pd.DataFrame:
     for rank, b in enumerate(bundles):
         rows.append(
             {
-                "bundle_id": f"S{b.segment}-{'-'.join(b.product_ids)}",
+                "bundle_id": f"{b.segment_label}-{'-'.join(b.product_ids)}",
                 C.SEGMENT: b.segment_label,
                 "segment_idx": b.segment,
                 "rank": rank,

@@ -104,7 +104,7 @@ class BundleInputs:
         if np.any(np.asarray(self.affinity) < 0):
             raise ValueError("affinity must be non-negative (scores or probabilities)")
         if not self.segment_labels:
-            object.__setattr__(self, "segment_labels", tuple(str(i) for i in range(s)))
+            object.__setattr__(self, "segment_labels", tuple(f"S{i + 1}" for i in range(s)))
         ids = [str(x) for x in self.product_ids]
         object.__setattr__(self, "_id_index", {pid: i for i, pid in enumerate(ids)})
 
