@@ -27,11 +27,14 @@ CONFIG = RunConfig(
 
 
 @pytest.fixture(scope="module")
-def outputs(sample_dir, tmp_path_factory):
+def embedding_cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("emb")
+
+
+@pytest.fixture(scope="module")
+def outputs(sample_dir, tmp_path_factory, embedding_cache):
     out = tmp_path_factory.mktemp("run")
-    cache = tmp_path_factory.mktemp("emb")
-    result = run([sample_dir / f for f in FILES], out, CONFIG, cache_dir=cache)
-    return result
+    return run([sample_dir / f for f in FILES], out, CONFIG, cache_dir=embedding_cache)
 
 
 def test_every_output_is_written(outputs):
@@ -76,12 +79,12 @@ def test_customer_files_keep_the_shops_ids(outputs, sample_dir):
         assert all(b.startswith(f"{seg}-") for b in ids.split("|") if b)
 
 
-def test_pseudonymised_run_hides_ids(sample_dir, tmp_path):
+def test_pseudonymised_run_hides_ids(sample_dir, tmp_path, embedding_cache):
     ws = Workspace(tmp_path / "ws")
     config = replace(CONFIG, pseudonymise=True, recommendations_k=2)
     result = run(
         [sample_dir / f for f in FILES], tmp_path / "out", config,
-        cache_dir=ws.embeddings_dir, pseudonymise=ws.pseudonymise,
+        cache_dir=embedding_cache, pseudonymise=ws.pseudonymise,
     )
     segments = pd.read_csv(result.out_dir / "segments.csv", dtype=str)
     assert segments[C.CUSTOMER_ID].str.startswith("c_").all()
