@@ -2,7 +2,6 @@
 guardrails and demand assumptions on sliders, and the price list to download."""
 
 import numpy as np
-import pandas as pd
 import streamlit as st
 
 from engine import export
@@ -42,6 +41,8 @@ if not off.bundles:
     st.stop()
 model = up.demand_model(name, folder, n_segments, dataset, off.segment_labels)
 src = model.sigma_source[0]
+with st.expander("Where price sensitivity and costs come from"):
+    st.dataframe(up.sources_frame(model, dataset), hide_index=True, width="stretch")
 st.caption(
     f"Demand: price sensitivity from the {src} (sigma {model.sigma[0]:.2f}); "
     f"{(model.cost_source == 'assumed cost share').sum()} products without a cost use an "
@@ -89,15 +90,9 @@ def simulator() -> None:
     run = run_on_choices(ch, off.bundles, config)
     ss[RUN] = run
 
-    base = run.baselines.set_index("strategy")
-    tot, none = base.loc["optimised"], base.loc["components only"]
-    m = st.columns(4)
-    m[0].metric("Profit per period", f"{tot['profit']:,.0f}",
-                f"{tot['profit'] - none['profit']:+,.0f} vs no bundles")
-    m[1].metric("Revenue per period", f"{tot['revenue']:,.0f}",
-                f"{tot['revenue'] - none['revenue']:+,.0f} vs no bundles")
-    m[2].metric("Margin", f"{100 * tot['margin']:.1f}%")
-    m[3].metric("Single sales cannibalised", f"{tot['cannibalised_units']:,.0f}")
+    up.metrics(run, st.columns(5))
+    st.caption("± : 95 % Monte-Carlo interval of the simulation; arrows: against selling the "
+               "products on their own (no bundles).")
     flagged = [r for r in run.results if not r.converged]
     for r in flagged:
         st.warning(f"{off.labels[r.bundle]}: {r.message}")
@@ -118,7 +113,9 @@ def simulator() -> None:
     a.plotly_chart(up.curve_figure(curve, res.price, one_profit), key="chart_price_curve")
     b.plotly_chart(up.frontier_figure(up.frontier(ch, config.max_discount), run),
                    key="chart_frontier")
-    st.plotly_chart(up.baseline_figure(run.baselines), key="chart_baselines")
+    a, b = st.columns(2)
+    a.plotly_chart(up.baseline_figure(run.baselines), key="chart_baselines")
+    b.plotly_chart(up.cannibalisation_figure(run, off), key="chart_cannibalisation")
 
     st.subheader("Simulated A/B test")
     control = float(st.slider("Control: flat discount %", 0, 50, 10, key="pricing_ab_widget"))
@@ -136,12 +133,14 @@ def simulator() -> None:
         type=["csv"], key="pricing_observed_widget",
     )
     if upload is not None:
-        observed = pd.read_csv(upload)
         try:
+            observed = up.read_observed(upload.name, upload.getvalue())
             adj = adjust_prices(ch_demand_only, off.bundles, off.segments, off.bundle_ids,
                                 run.prices, observed, config, synergy=ch.synergy)
         except DataValidationError as err:
-            st.error(str(err))
+            # earlier proposed moves (MOVES) stay as they were
+            for issue in err.issues:
+                st.error(str(issue))
         else:
             ss[MOVES] = adj.moves
             st.dataframe(adj.moves[["bundle_id", "old_price", "new_price",
@@ -163,16 +162,8 @@ def simulator() -> None:
     )
     d[2].download_button("Price list JSON", export.to_json_bytes(prices), "price_list.json",
                          "application/json", key="pricing_dl_json")
-    offers = {}
-    for bid, s in zip(off.bundle_ids, off.segments, strict=True):
-        offers.setdefault(s, []).append(bid)
-    hide = st.checkbox("Pseudonymise customer ids", value=True, key="pricing_pseudo_widget")
-    offer_frame = export.offer_list(
-        dataset.customer_ids, off.segment_labels, offers, off.segment_names,
-        pseudonymise=(lambda c: str(ws.pseudonymise([c])[0])) if hide else None,
-    )
-    st.download_button("Offers per customer CSV", export.to_csv_bytes(offer_frame),
-                       "offers.csv", "text/csv", key="pricing_dl_offers")
+    st.page_link("pages/5_export.py", label="Offers per customer and all downloads: Export page",
+                 icon=":material/download:")
 
 
 simulator()

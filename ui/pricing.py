@@ -9,6 +9,7 @@ prices, guardrails, synergy or the segment mix reuses the cached draws
 from __future__ import annotations
 
 import dataclasses
+import io
 
 import numpy as np
 import pandas as pd
@@ -16,6 +17,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from engine.data.dataset import Dataset
+from engine.errors import DataValidationError, Issue
 from engine.pricing import (
     DemandConfig,
     DemandModel,
@@ -191,3 +193,58 @@ def bundle_table(run: PricingRun, off: Offer) -> pd.DataFrame:
             "converged": res["converged"],
         }
     )
+
+
+def metrics(run: PricingRun, slots) -> None:
+    """Revenue, profit, take rate, margin and cannibalised singles of the recommended
+    prices, each with its 95 % Monte-Carlo interval, as deltas against no bundles."""
+    base = run.baselines.set_index("strategy")
+    tot, none = base.loc["optimised"], base.loc["components only"]
+    sim = run.simulation.per_bundle
+    visitors = float(np.sum(run.choices.segment_size))
+    rate, rate_se = sim["units"].sum() / visitors, np.sqrt((sim["units_se"] ** 2).sum()) / visitors
+    slots[0].metric("Profit per period", f"{tot['profit']:,.0f} ± {1.96 * tot['profit_se']:,.0f}",
+                    f"{tot['profit'] - none['profit']:+,.0f} vs no bundles")
+    slots[1].metric("Revenue per period",
+                    f"{tot['revenue']:,.0f} ± {1.96 * tot['revenue_se']:,.0f}",
+                    f"{tot['revenue'] - none['revenue']:+,.0f} vs no bundles")
+    slots[2].metric("Bundle take rate", f"{100 * rate:.1f}% ± {196 * rate_se:.1f}",
+                    help="Bundles sold per visitor offered one")
+    slots[3].metric("Margin", f"{100 * tot['margin']:.1f}%",
+                    f"{100 * (tot['margin'] - none['margin']):+.1f} pts vs no bundles")
+    slots[4].metric("Single sales cannibalised",
+                    f"{tot['cannibalised_units']:,.0f} ± {1.96 * tot['cannibalised_units_se']:,.0f}",
+                    help="Units of the bundle's products the bundle buyers would have bought "
+                    "on their own", delta_color="off")
+
+
+def cannibalisation_figure(run: PricingRun, off: Offer) -> go.Figure:
+    """Per bundle: bundles sold and the single-product sales they replace."""
+    sim = run.simulation.per_bundle
+    short = [lab if len(lab) <= 40 else lab[:38] + "…" for lab in off.labels]
+    fig = go.Figure()
+    fig.add_bar(y=short, x=sim["units"], name="bundles sold", orientation="h",
+                marker_color=ACCENT)
+    fig.add_bar(y=short, x=sim["cannibalised_units"], name="single sales replaced",
+                orientation="h", marker_color=SECOND)
+    fig.update_layout(barmode="group")
+    fig.update_xaxes(title="units per period")
+    fig.update_yaxes(autorange="reversed")
+    return _style(fig, "Cannibalisation: bundles sold and single sales they replace",
+                  height=max(360, 22 * len(short) + 120))
+
+
+def sources_frame(model: DemandModel, dataset: Dataset) -> pd.DataFrame:
+    """Per product: sigma and cost and where each came from, with the product name."""
+    frame = model.sources(dataset.product_ids)
+    frame.insert(1, "name", dataset.products["name"].to_numpy())
+    return frame
+
+
+def read_observed(file_name: str, data: bytes) -> pd.DataFrame:
+    """An uploaded observed-results CSV; unreadable bytes raise DataValidationError."""
+    try:
+        return pd.read_csv(io.BytesIO(data))
+    except (ValueError, UnicodeDecodeError) as err:  # pandas' ParserError is a ValueError
+        raise DataValidationError([Issue(file_name, None, "readable_csv", f"not a CSV: {err}",
+                                         hint="save the file as CSV (UTF-8)")]) from err
