@@ -91,3 +91,42 @@ def test_export_page_takes_the_pricing_scenario(page):
     page.switch_page("pages/5_export.py").run()
     assert not page.exception, [e.value for e in page.exception]
     pd.testing.assert_frame_equal(page.session_state["export_price_list"], scenario)
+
+
+def _metric(at, label):
+    return next(m for m in at.metric if m.label == label).value
+
+
+def test_elasticity_slider_changes_the_metrics_with_intervals(page):
+    page.switch_page(PAGE).run()  # an earlier test went on to the Export page
+    before = {label: _metric(page, label) for label in ("Profit per period", "Bundle take rate")}
+    assert all("±" in v for v in before.values())
+    _widget(page, "pricing_use_elasticity_widget").set_value(True).run()
+    _widget(page, "pricing_elasticity_widget").set_value(5.0).run()
+    assert not page.exception, [e.value for e in page.exception]
+    after = {label: _metric(page, label) for label in before}
+    assert after["Profit per period"] != before["Profit per period"]
+    # the metric shows the run's own totals
+    tot = page.session_state["pricing_run"].simulation.totals.iloc[0]
+    assert after["Profit per period"].startswith(f"{tot['profit']:,.0f} ±")
+
+
+def test_cannibalisation_chart_and_demand_sources_are_shown(page):
+    page.switch_page(PAGE).run()
+    ids = [c.proto.id for c in page.get("plotly_chart")]
+    assert any("chart_cannibalisation" in i for i in ids)
+    sources = next(d.value for d in page.dataframe if "sigma_source" in d.value.columns)
+    assert len(sources) == 300 and {"cost", "cost_source", "name"} <= set(sources.columns)
+
+
+def test_read_observed_names_an_unreadable_file():
+    from engine.errors import DataValidationError
+    from ui.pricing import read_observed
+
+    good = b"bundle_id,period,price,units,visitors\nS1-P1-P2,1,9.99,3,40\n"
+    frame = read_observed("obs.csv", good)
+    assert frame.loc[0, "units"] == 3 and frame.loc[0, "price"] == 9.99
+    with pytest.raises(DataValidationError) as err:
+        read_observed("obs.csv", b'"unterminated,quote\n\xff\xfe1,2\n')
+    issue = err.value.issues[0]
+    assert issue.file == "obs.csv" and issue.rule == "readable_csv"
