@@ -20,11 +20,16 @@ PAGE = "pages/5_export.py"
 @pytest.fixture(scope="module")
 def page(tmp_path_factory) -> AppTest:
     mp = pytest.MonkeyPatch()
-    mp.setenv("ENGINE_WORKSPACE", str(tmp_path_factory.mktemp("ws")))
+    # one workspace for the Pricing and Export tests of a session: the embedding cache
+    # and the cached segments, bundles and prices are shared (the encoder is ~15 s cold)
+    shared = tmp_path_factory.getbasetemp() / "pages_workspace"
+    shared.mkdir(exist_ok=True)
+    mp.setenv("ENGINE_WORKSPACE", str(shared))
     mp.setenv("HF_HUB_OFFLINE", "1")
-    at = AppTest.from_file(str(APP), default_timeout=30).run()
+    at = AppTest.from_file(str(APP), default_timeout=30)
+    at.run(timeout=180)  # first start: sample market, encoder, segments, bundles, prices
     assert not at.exception, [e.value for e in at.exception]
-    at.switch_page(PAGE).run()
+    at.switch_page(PAGE).run(timeout=180)
     assert not at.exception, [e.value for e in at.exception]
     yield at
     mp.undo()

@@ -92,7 +92,9 @@ def preferences(
         from engine.recommend.hybrid import PreferenceConfig
 
         emb = embeddings(name, folder, cache_dir(state.workspace().root), _dataset)
-        cfg = dataclasses.replace(PreferenceConfig(), n_segments=n_segments)
+        # a fixed k: the silhouette search over k_range would only be thrown away
+        cfg = dataclasses.replace(PreferenceConfig(), n_segments=n_segments,
+                                  k_range=(n_segments, n_segments))
         prefs = fit_preferences(_dataset, emb, cfg, seed=seed)
         names = tuple(ub.segment_names(_dataset, prefs.segment_labels, prefs.segment_affinity))
         return Segments(prefs.segment_labels, prefs.segment_affinity, prefs.copurchase, names)
