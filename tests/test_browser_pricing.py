@@ -54,6 +54,7 @@ def test_slider_reprices_and_export_downloads_the_price_list(page, app_url, tmp_
     for _ in range(25):
         thumb.press("ArrowLeft")
     assert thumb.input_value() == "5"
+    page.wait_for_timeout(1_500)  # the running indicator shows only after a short delay
     wait_idle(page)
     page.wait_for_function(
         "([label, old]) => [...document.querySelectorAll('[data-testid=\"stMetric\"]')].some("
@@ -63,12 +64,17 @@ def test_slider_reprices_and_export_downloads_the_price_list(page, app_url, tmp_
         timeout=60_000,
     )
     assert metric_value(page, PROFIT) != before
+    page.wait_for_timeout(1_500)
+    wait_idle(page)  # the fragment stores the scenario's price list after the metrics
 
     shot = SCREENSHOT if os.environ.get("UPDATE_SCREENSHOTS") else tmp_path / SCREENSHOT.name
     full_page_screenshot(page, shot)
     assert shot.stat().st_size > 50_000
 
     _open(page, "Export")
+    page.get_by_text("Prices from your latest scenario on the Pricing page.").wait_for(
+        timeout=120_000
+    )
     button = page.get_by_role("button", name="Price list CSV")
     button.wait_for(timeout=120_000)
     with page.expect_download() as download:
