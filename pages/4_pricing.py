@@ -1,6 +1,8 @@
 """Pricing: personalised bundle prices from the simulated market, with the
 guardrails and demand assumptions on sliders, and the price list to download."""
 
+import calendar
+
 import numpy as np
 import streamlit as st
 
@@ -67,7 +69,9 @@ def simulator() -> None:
     synergy = right.slider("Synergy %", 0, 30, 5, key="pricing_synergy_widget",
                            disabled=syn_auto)
     month = right.selectbox("Season", list(range(13)), key="pricing_month_widget",
-                            format_func=lambda m: "whole year" if m == 0 else f"month {m}")
+                            format_func=lambda m: "whole year" if m == 0 else calendar.month_name[m],
+                            help="Demand in that month: each product's seasonal index "
+                            "from the order history")
     with st.expander("Segment mix (visitors per period)"):
         sizes = np.bincount(off.segment_labels, minlength=n_segments).astype(float)
         mix = np.array([

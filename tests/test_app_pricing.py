@@ -47,7 +47,8 @@ def test_page_prices_every_bundle_within_the_guardrails(page):
     assert (prices["discount_pct"] <= 30 + 1e-6).all()
     assert prices["bundle_price"].map(lambda p: f"{p:.2f}".endswith(".99")).all()
     labels = [m.label for m in page.metric]
-    assert "Profit per period" in labels and "Single sales cannibalised" in labels
+    for label in ("Profit per period (±", "Single sales cannibalised (±"):
+        assert any(m.startswith(label) for m in labels), labels
     ids = [c.proto.id for c in page.get("plotly_chart")]
     assert any("chart_price_curve" in i for i in ids) and any("chart_frontier" in i for i in ids)
     # the optimised prices beat every baseline shown
@@ -99,21 +100,25 @@ def test_export_page_takes_the_pricing_scenario(page):
 
 
 def _metric(at, label):
-    return next(m for m in at.metric if m.label == label).value
+    """(label, value) of the metric whose label starts with ``label`` (then its ± interval)."""
+    m = next(m for m in at.metric if m.label.startswith(label))
+    return m.label, m.value
 
 
 def test_elasticity_slider_changes_the_metrics_with_intervals(page):
     page.switch_page(PAGE).run()  # an earlier test went on to the Export page
     before = {label: _metric(page, label) for label in ("Profit per period", "Bundle take rate")}
-    assert all("±" in v for v in before.values())
+    assert all("±" in lab for lab, _ in before.values())
     _widget(page, "pricing_use_elasticity_widget").set_value(True).run()
     _widget(page, "pricing_elasticity_widget").set_value(5.0).run()
     assert not page.exception, [e.value for e in page.exception]
     after = {label: _metric(page, label) for label in before}
-    assert after["Profit per period"] != before["Profit per period"]
-    # the metric shows the run's own totals
+    assert after["Profit per period"][1] != before["Profit per period"][1]
+    # the metric shows the run's own totals and their 95 % interval
     tot = page.session_state["pricing_run"].simulation.totals.iloc[0]
-    assert after["Profit per period"].startswith(f"{tot['profit']:,.0f} ±")
+    assert after["Profit per period"] == (
+        f"Profit per period (±{1.96 * tot['profit_se']:,.0f})", f"{tot['profit']:,.0f}"
+    )
 
 
 def test_cannibalisation_chart_and_demand_sources_are_shown(page):
