@@ -15,6 +15,7 @@ import sys
 # modules that register sub-commands, in the order they appear in --help
 CLI_MODULES = (
     "engine.data.cli",
+    "engine.recommend.cli",
     "engine.bundles.cli",
     "engine.pricing.cli",
     "engine.pipeline",
