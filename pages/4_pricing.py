@@ -122,13 +122,17 @@ def simulator() -> None:
     b.plotly_chart(up.cannibalisation_figure(run, off), key="chart_cannibalisation")
 
     st.subheader("Simulated A/B test")
-    control = float(st.slider("Control: flat discount %", 0, 50, 10, key="pricing_ab_widget"))
-    ab = ab_test(ch, ch.list_total * (1 - control / 100), run.prices)
+    c1, c2 = st.columns([2, 1])
+    control = float(c1.slider("Control: flat discount % (0 = list prices)", 0, 50, 10,
+                              key="pricing_ab_widget"))
+    power = c2.select_slider("Power", [0.7, 0.8, 0.9, 0.95], 0.8, key="pricing_power_widget",
+                             help="Chance of detecting the simulated difference")
+    ab = ab_test(ch, ch.list_total * (1 - control / 100), run.prices, power=power)
     ss[AB] = ab.table
-    st.dataframe(ab.table, hide_index=True, width="stretch")
+    st.dataframe(up.ab_frame(ab.table), hide_index=True, width="stretch")
     st.caption(
         "Control prices against the recommended ones on two independent halves of the "
-        "simulated visitors; 95 % intervals; visitors needed per arm at 80 % power."
+        f"simulated visitors; 95 % intervals; visitors needed per arm at {power:.0%} power."
     )
 
     st.subheader("Adjust from observed results")

@@ -140,3 +140,20 @@ def test_read_observed_names_an_unreadable_file():
         read_observed("obs.csv", b'"unterminated,quote\n\xff\xfe1,2\n')
     issue = err.value.issues[0]
     assert issue.file == "obs.csv" and issue.rule == "readable_csv"
+
+
+def test_ab_frame_puts_each_interval_in_one_cell():
+    import pandas as pd
+
+    from ui.pricing import ab_frame
+
+    table = pd.DataFrame([{
+        "metric": "profit per visitor", "control": 2.0, "control_low": 1.5, "control_high": 2.5,
+        "treatment": 3.0, "treatment_low": 2.75, "treatment_high": 3.25, "difference": 1.0,
+        "difference_low": 0.5, "difference_high": 1.5, "lift_pct": 50.0,
+        "visitors_per_arm": 1000, "visitors_needed": 120,
+    }])
+    row = ab_frame(table).iloc[0]
+    assert row["control"] == "2.00 [1.50, 2.50]"
+    assert row["difference"] == "1.00 [0.50, 1.50]" and row["lift %"] == 50.0
+    assert row["visitors needed per arm"] == 120

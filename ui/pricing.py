@@ -250,3 +250,22 @@ def read_observed(file_name: str, data: bytes) -> pd.DataFrame:
     except (ValueError, UnicodeDecodeError) as err:  # pandas' ParserError is a ValueError
         raise DataValidationError([Issue(file_name, None, "readable_csv", f"not a CSV: {err}",
                                          hint="save the file as CSV (UTF-8)")]) from err
+
+
+def ab_frame(table: pd.DataFrame) -> pd.DataFrame:
+    """The A/B result as the page shows it: each mean with its 95 % interval in one cell."""
+
+    def cell(row, col: str) -> str:
+        return f"{row[col]:,.2f} [{row[col + '_low']:,.2f}, {row[col + '_high']:,.2f}]"
+
+    return pd.DataFrame(
+        {
+            "metric": table["metric"],
+            "control": [cell(r, "control") for _, r in table.iterrows()],
+            "recommended": [cell(r, "treatment") for _, r in table.iterrows()],
+            "difference": [cell(r, "difference") for _, r in table.iterrows()],
+            "lift %": table["lift_pct"].round(1),
+            "visitors per arm (simulated)": table["visitors_per_arm"],
+            "visitors needed per arm": table["visitors_needed"],
+        }
+    )
