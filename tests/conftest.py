@@ -7,6 +7,9 @@ from pathlib import Path
 
 import pytest
 
+# browser fixtures registered once here, so the session-scoped chromium starts once
+from tests.browser import app_url, browser, page  # noqa: F401,E402
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 

@@ -7,14 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser import (  # noqa: F401  (app_url, browser, page are fixtures)
-    app_url,
-    browser,
-    full_page_screenshot,
-    metric_value,
-    page,
-    wait_idle,
-)
+from tests.browser import full_page_screenshot, metric_value, wait_idle
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

@@ -12,14 +12,7 @@ import pandas as pd
 import pytest
 
 from engine import columns as C
-from tests.browser import (  # noqa: F401  (app_url, browser, page are fixtures)
-    app_url,
-    browser,
-    full_page_screenshot,
-    metric_value,
-    page,
-    wait_idle,
-)
+from tests.browser import full_page_screenshot, metric_value, wait_idle
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

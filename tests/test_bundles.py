@@ -164,7 +164,7 @@ def test_same_seed_same_bundles_and_frame():
     assert len(frame) == len(a)
     assert {"segment", "product_ids", "list_total", "affinity", "reason"} <= set(frame.columns)
     assert frame.groupby("segment")["rank"].min().eq(1).all()
-    assert frame["bundle_id"].iloc[0] == f"S{a[0].segment}-" + "-".join(a[0].product_ids)
+    assert frame["bundle_id"].iloc[0] == f"{a[0].segment_label}-" + "-".join(a[0].product_ids)
     assert frame["bundle_id"].is_unique
 
 
