@@ -66,15 +66,17 @@ def customer_representation(model: HybridModel, n_components: int = 32, seed: in
     return np.hstack([model.profiles_, normalize(svd)]).astype(np.float32)
 
 
-def suggest_k(rep: np.ndarray, k_range=(2, 10), seed: int = 0, sample: int = 3000) -> tuple[int, dict]:
+def suggest_k(rep: np.ndarray, k_range=(2, 10), seed: int = 0, sample: int = 2000) -> tuple[int, dict]:
     """The k in ``k_range`` (inclusive) with the best silhouette, and all scores."""
     rng = np.random.default_rng(seed)
     idx = rng.choice(len(rep), size=min(sample, len(rep)), replace=False)
     scores = {}
     for k in range(k_range[0], min(k_range[1], len(rep) - 1) + 1):
-        labels = KMeans(n_clusters=k, n_init=4, random_state=seed).fit_predict(rep)
-        if len(np.unique(labels[idx])) > 1:
-            scores[k] = float(silhouette_score(rep[idx], labels[idx]))
+        # fitted on the sample too: the silhouette only needs a sample, and a
+        # k-means per candidate k on every customer dominated the fit time
+        labels = KMeans(n_clusters=k, n_init=2, random_state=seed).fit_predict(rep[idx])
+        if len(np.unique(labels)) > 1:
+            scores[k] = float(silhouette_score(rep[idx], labels))
     best = max(scores, key=lambda k: (scores[k], -k)) if scores else k_range[0]
     return best, scores
 
@@ -115,41 +117,56 @@ def fit_preferences(
     return Preferences(model, stats, labels, centroids, affinity, cat_aff, suggested, scores, config)
 
 
-def _name(dataset, p: int) -> str:
-    return str(dataset.products[C.NAME].iloc[p])
-
-
 def explain(prefs: Preferences, dataset, embeddings: np.ndarray, customer: int, product: int) -> str:
     """A sentence naming the past purchases and text neighbours behind a recommendation."""
+    return explain_many(prefs, dataset, embeddings, customer, np.array([product]))[0]
+
+
+def explain_many(
+    prefs: Preferences, dataset, embeddings: np.ndarray, customer: int, products: np.ndarray
+) -> list[str]:
+    """``explain`` for several products of one customer, with one sparse lookup each
+    for the whole list (explaining every customer's top-k stays fast)."""
     model = prefs.model
     history = model.X_[customer]
     bought = history.indices
+    products = np.asarray(products, np.int64)
     if len(bought) == 0:
-        return "Popular with all customers"
-    weights = history.data
-    collab = np.zeros(len(bought))
-    if product in set(model.ease_.items_.tolist()):
-        col = int(np.searchsorted(model.ease_.items_, product))
-        rows = np.searchsorted(model.ease_.items_, bought)
-        items = model.ease_.items_
-        ok = (rows < len(items)) & (items[np.minimum(rows, len(items) - 1)] == bought)
-        w = model.ease_.weights_[:, col].cpu().numpy()
-        collab[ok] = w[rows[ok]]
-    collab += np.asarray(model.knn_.similarity_[bought][:, product].todense()).ravel()
-    collab *= weights
-    text = embeddings[bought] @ embeddings[product]
+        return ["Popular with all customers"] * len(products)
+    collab = np.zeros((len(bought), len(products)))
+    items = model.ease_.items_
+    cols = np.searchsorted(items, products)
+    in_ease = (cols < len(items)) & (items[np.minimum(cols, len(items) - 1)] == products)
+    rows = np.searchsorted(items, bought)
+    ok = (rows < len(items)) & (items[np.minimum(rows, len(items) - 1)] == bought)
+    if in_ease.any() and ok.any():
+        w = model.ease_.weights_[rows[ok]][:, cols[in_ease]].cpu().numpy()
+        collab[np.ix_(ok, in_ease)] = w
+    collab += model.knn_.similarity_[bought][:, products].toarray()
+    collab *= history.data[:, None]
+    text = embeddings[bought] @ embeddings[products].T
+    lift = prefs.copurchase.lift_block(bought, products)
+    names = dataset.products[C.NAME].astype(str).to_numpy()
+    sold = prefs.copurchase.item_counts[products] > 0
+    return [
+        _sentence(names, bought, collab[:, j], text[:, j], lift[:, j], sold[j])
+        for j in range(len(products))
+    ]
+
+
+def _sentence(names, bought, collab, text, lift, sold: bool) -> str:
     parts = []
     order = np.argsort(-collab, kind="stable")
-    drivers = bought[order][collab[order] > 0]
+    drivers = order[collab[order] > 0]
     if len(drivers):
-        lift = prefs.copurchase.pair_lift(int(drivers[0]), product)
         more = len(drivers) - 1
         extra = f" and {more} of your past purchases" if more else ""
-        parts.append(f"Bought with {_name(dataset, drivers[0])} (lift {lift:.1f}){extra}")
-    if prefs.copurchase.item_counts[product] == 0:
+        first = drivers[0]
+        parts.append(f"Bought with {names[bought[first]]} (lift {lift[first]:.1f}){extra}")
+    if not sold:
         parts.append("new product, not sold yet")
     best = int(np.argmax(text))
-    parts.append(f"similar to {_name(dataset, bought[best])} (text {text[best]:.2f})")
+    parts.append(f"similar to {names[bought[best]]} (text {text[best]:.2f})")
     sentence = "; ".join(parts)
     return sentence[0].upper() + sentence[1:]
 
@@ -188,8 +205,9 @@ def recommend_top_k(
     })
     if reasons:
         out["reason"] = [
-            explain(prefs, dataset, embeddings, int(c), int(p))
-            for c, p in zip(cust, prod, strict=True)
+            reason
+            for row, c in enumerate(idx)
+            for reason in explain_many(prefs, dataset, embeddings, int(c), top[row])
         ]
     else:
         out["reason"] = ""
