@@ -126,8 +126,8 @@ def profit_ranker(
     pricing: PricingConfig,
     draws: int,
 ) -> Callable[[int, Sequence[int]], float]:
-    """``profit_fn`` for the beam's final ranking: the bundle's optimised expected
-    profit per period for the segment (mixed bundling, over the singles' profit)."""
+    """``profit_fn`` for the beam's final ranking: the profit per visitor the
+    bundle adds at its optimised price (mixed bundling, over the singles' profit)."""
     market = demand.market()
     cfg = replace(pricing, n_customers=max(100, draws))
     cache: dict[tuple, float] = {}
@@ -141,7 +141,8 @@ def profit_ranker(
             best = optimise_prices(choices, cfg)[0]
             with_bundle = evaluate(choices, np.array([best.price])).per_bundle["profit"].iat[0]
             without = evaluate(choices, np.array([1e30])).per_bundle["profit"].iat[0]
-            cache[key] = float(with_bundle - without)
+            # per visitor, not per period: on the objective's scale whatever the segment size
+            cache[key] = float(with_bundle - without) / max(float(choices.segment_size[0]), 1.0)
         return cache[key]
 
     return profit
