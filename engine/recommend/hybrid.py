@@ -22,6 +22,7 @@ P(u, p) = softmax over the catalogue of s / τ.
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -195,5 +196,8 @@ def _torch_sparse(m: sp.csr_matrix, device: torch.device) -> torch.Tensor:
     coo = m.tocoo()
     idx = torch.as_tensor(np.vstack([coo.row, coo.col]), dtype=torch.long)
     t = torch.sparse_coo_tensor(idx, torch.as_tensor(coo.data), coo.shape, check_invariants=False).coalesce()
-    # CSR: a sparse × dense product six times faster than COO on CPU
-    return t.to_sparse_csr().to(device)
+    # CSR: a sparse × dense product six times faster than COO on CPU; torch warns
+    # that sparse CSR is "beta" on every call, which says nothing to an analyst
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        return t.to_sparse_csr().to(device)
