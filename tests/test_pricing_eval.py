@@ -142,3 +142,16 @@ def test_guardrails_always_hold(case):
     ok = [r.price for r in results if r.converged or "guardrail" not in r.message]
     if len(ok) == 2:
         assert max(ok) / min(ok) - 1 <= cfg.max_segment_spread + 1e-9
+
+
+def test_cheap_bundle_gets_a_positive_flagged_price_not_a_negative_ending():
+    # two products of 0.29: no price ending in .99 fits under the 0.58 list total
+    market = Market(
+        np.log(np.array([[0.29, 0.29]])), np.array([0.4, 0.4]), np.array([0.29, 0.29]),
+        np.array([0.1, 0.1]), np.array([100.0]),
+    )
+    cfg = PricingConfig(price_ending=0.99, n_customers=500)
+    choices = prepare_choices(market, [(0, 1)], [0], n_customers=500, seed=0)
+    (result,) = optimise_prices(choices, cfg)
+    assert 0 < result.price <= 0.58
+    assert not result.converged and "guardrail" in result.message

@@ -170,7 +170,8 @@ def optimise_prices(
     feasible = lo <= hi + 1e-9
     for b, curve in enumerate(curves):
         if not feasible[b]:
-            price[b] = hi[b]
+            # the list total, with the ending when one fits under it (not for a 0.58 bundle)
+            price[b] = hi[b] if hi[b] > 0 else snap_down(choices.list_total[b], None)
             continue
         price[b], _ = _best(curve, lo[b], hi[b], config.price_ending)
         if np.isclose(price[b], hi[b]):
