@@ -114,8 +114,9 @@ st.plotly_chart(ub.network_figure(inputs, mine[pick]), key="chart_bundle_network
 
 st.subheader("Bundles for one customer")
 members = [c for c, s in enumerate(model.labels) if s == segment][:2000]
+shown_ids = dict(zip(members, ws.pseudonymise(dataset.customer_ids[members]), strict=True))
 customer = st.selectbox("Customer (of this segment)", members,
-                        format_func=lambda c: str(dataset.customer_ids[c]),
+                        format_func=lambda c: str(shown_ids[c]),
                         key="bundles_customer_widget")
 if customer is not None:
     personal = ub.customer_bundles(*args, config, int(customer), _dataset=dataset)

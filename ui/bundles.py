@@ -19,9 +19,10 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from engine.bundles import BeamConfig, Bundle, BundleInputs, beam_search, bundles_frame
-from engine.bundles.segments import customer_affinity, kmeans_segments, segment_affinity
+from engine.bundles.segments import customer_affinity
 from engine.data.dataset import Dataset
 from engine.recommend import copurchase_stats
+from engine.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
@@ -37,12 +38,13 @@ class SegmentModel:
     names: tuple[str, ...]
 
 
-@st.cache_resource(show_spinner="Finding customer segments…", max_entries=8)
 def segment_model(name: str, folder: str, n_segments: int, seed: int, _dataset: Dataset):
-    del name, folder  # cache keys only
-    labels = kmeans_segments(_dataset.matrix, n_segments, seed=seed)
-    affinity = segment_affinity(_dataset.matrix, labels, n_segments)
-    return SegmentModel(labels, affinity, segment_names(_dataset, labels, affinity))
+    """The product's segments (the hybrid preference model's, as on the Preferences
+    and Pricing pages), cached once in ``ui.pipeline.preferences``."""
+    from ui import pipeline as upl  # late: ui.pipeline imports this module
+
+    seg = upl.preferences(name, folder, n_segments, seed, _dataset)
+    return SegmentModel(seg.segment_labels, seg.segment_affinity, seg.names)
 
 
 def segment_names(dataset: Dataset, labels: np.ndarray, affinity: np.ndarray) -> tuple[str, ...]:
@@ -106,13 +108,14 @@ def customer_bundles(
     model = segment_model(name, folder, n_segments, seed, _dataset)
     segment = int(model.labels[customer])
     row = customer_affinity(_dataset.matrix, customer, model.affinity[segment])
-    label = f"customer {_dataset.customer_ids[customer]}"
+    label = "this customer"  # shown in reasons; never the shop's own id on a page
     personal = dataclasses.replace(inputs, affinity=row, segment_labels=(label,))
     return beam_search(personal, config)
 
 
 def workspace_cache_dir(root: Path) -> str:
-    return str(root / "embedding_cache")
+    """The workspace's embedding cache: the same one the command line uses."""
+    return str(Workspace(root).embeddings_dir)
 
 
 # --- figures (pure functions of results) ----------------------------------------------
