@@ -22,7 +22,7 @@ from engine import pipeline
 from engine.bundles import BeamConfig, Bundle, bundles_frame
 from engine.data.dataset import Dataset
 from engine.pricing import DemandConfig, DemandModel, PricingConfig, PricingRun, calibrate_demand
-from engine.recommend import CoPurchaseStats, copurchase_stats
+from engine.recommend import CoPurchaseStats, PreferenceConfig, fit_preferences
 from ui import bundles as ub
 from ui import state
 
@@ -80,26 +80,16 @@ def embeddings(name: str, folder: str, cache: str, _dataset: Dataset) -> np.ndar
 def preferences(
     name: str, folder: str, n_segments: int, seed: int, _dataset: Dataset
 ) -> Segments:
-    """Customer segments and their affinities: the ONE place to switch to
-    ``engine.recommend.fit_preferences`` once it lands (it needs embeddings).
-
-    Until then the Bundles page's stand-in (k-means on the purchase matrix)."""
-    try:
-        from engine.recommend import fit_preferences
-    except ImportError:  # helper E's recommend stage has not landed yet
-        fit_preferences = None
-    if fit_preferences is not None:
-        from engine.recommend.hybrid import PreferenceConfig
-
-        emb = embeddings(name, folder, cache_dir(state.workspace().root), _dataset)
-        # a fixed k: the silhouette search over k_range would only be thrown away
-        cfg = dataclasses.replace(PreferenceConfig(), n_segments=n_segments,
-                                  k_range=(n_segments, n_segments))
-        prefs = fit_preferences(_dataset, emb, cfg, seed=seed)
-        names = tuple(ub.segment_names(_dataset, prefs.segment_labels, prefs.segment_affinity))
-        return Segments(prefs.segment_labels, prefs.segment_affinity, prefs.copurchase, names)
-    model = ub.segment_model(name, folder, n_segments, seed, _dataset)
-    return Segments(model.labels, model.affinity, copurchase_stats(_dataset.baskets), model.names)
+    """Customer segments and their affinities from the hybrid preference model,
+    shared by the Bundles, Pricing and Export pages. The number of segments is
+    fixed here, so the silhouette search over k is skipped."""
+    emb = embeddings(name, folder, cache_dir(state.workspace().root), _dataset)
+    cfg = dataclasses.replace(
+        PreferenceConfig(), n_segments=n_segments, k_range=(n_segments, n_segments)
+    )
+    prefs = fit_preferences(_dataset, emb, cfg, seed=seed)
+    names = tuple(ub.segment_names(_dataset, prefs.segment_labels, prefs.segment_affinity))
+    return Segments(prefs.segment_labels, prefs.segment_affinity, prefs.copurchase, names)
 
 
 @st.cache_resource(show_spinner="Calibrating demand…", max_entries=8)
