@@ -10,13 +10,8 @@ from ui import state
 from ui.bundles import workspace_cache_dir
 
 st.title("Preferences")
-current = state.current_dataset()
-if current is None:
-    st.info("No dataset yet: load one on the Data page.")
-    st.stop()
-name, dataset, _report = current
+name, dataset, folder = state.require_dataset()
 ws = state.workspace()
-folder = ws.entry(name)["dir"]
 
 emb_progress = state.progress_bar("Encoding product texts…")
 emb = up.embeddings(name, folder, workspace_cache_dir(ws.root), dataset, emb_progress)

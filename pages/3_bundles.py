@@ -21,12 +21,7 @@ st.caption(
     "segment likes, bought together more often than chance, never two substitutes."
 )
 
-current = state.current_dataset()
-if current is None:
-    st.info("No dataset yet: load one on the Data page.")
-    st.stop()
-name, dataset, _ = current
-folder = ws.entry(name)["dir"]
+name, dataset, folder = state.require_dataset()
 labels = dict(zip(dataset.product_ids, dataset.products["name"], strict=True))
 product_ids = list(map(str, dataset.product_ids))
 

@@ -15,7 +15,6 @@ from ui import state
 
 ss = st.session_state
 state.init_state()
-ws = state.workspace()
 
 # result keys (no widget owns them): the latest run and its price list, for tests and export
 RUN = "pricing_run"
@@ -30,12 +29,7 @@ st.caption(
     "your guardrails."
 )
 
-current = state.current_dataset()
-if current is None:
-    st.info("No dataset yet: load one on the Data page.")
-    st.stop()
-name, dataset, _ = current
-folder = ws.entry(name)["dir"]
+name, dataset, folder = state.require_dataset()
 n_segments = up.pipeline.N_SEGMENTS
 off = up.offer(name, folder, n_segments, dataset)
 if not off.bundles:

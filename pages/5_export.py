@@ -25,12 +25,7 @@ st.caption(
     "for the shop system. Formula-like cells are escaped so spreadsheets show them as text."
 )
 
-current = state.current_dataset()
-if current is None:
-    st.info("No dataset yet: load one on the Data page.")
-    st.stop()
-name, dataset, _ = current
-folder = ws.entry(name)["dir"]
+name, dataset, folder = state.require_dataset()
 
 done = pipeline.priced(name, folder, _dataset=dataset)
 if not done.bundles:

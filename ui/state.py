@@ -93,6 +93,17 @@ def current_dataset() -> tuple[str, Dataset, dict] | None:
     return name, dataset, report
 
 
+def require_dataset() -> tuple[str, Dataset, str]:
+    """(name, dataset, saved folder) of the dataset in use; without one, a short
+    message and ``st.stop()`` (the page's prerequisite is missing)."""
+    current = current_dataset()
+    if current is None:
+        st.info("No dataset yet: load one on the Data page.")
+        st.stop()
+    name, dataset, _ = current
+    return name, dataset, workspace().entry(name)["dir"]
+
+
 @st.cache_data(show_spinner=False, max_entries=4)
 def _set_aside_rows(root: str, name: str, folder: str):
     del folder  # cache key only: a new save of ``name`` gets a new folder
