@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import hashlib
 import io
 import json
 import logging
@@ -115,15 +114,6 @@ def _sorted(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     return frame.sort_values(keys, kind="stable").reset_index(drop=True)
 
 
-def pseudonym(salt: str) -> Callable[[str], str]:
-    """A salted SHA-256 pseudonym (12 hex digits); same salt, same pseudonym."""
-
-    def f(customer_id: str) -> str:
-        return "X" + hashlib.sha256(f"{salt}:{customer_id}".encode()).hexdigest()[:12]
-
-    return f
-
-
 def offer_list(
     customer_ids: Sequence[str],
     segment_labels: np.ndarray,
@@ -133,8 +123,8 @@ def offer_list(
 ) -> pd.DataFrame:
     """Per customer: segment and the offered bundle ids joined with "|".
 
-    Customer ids are the shop's own unless ``pseudonymise`` (e.g.
-    ``pseudonym(salt)``) is given; anything written to disk should use it.
+    Customer ids are the shop's own unless ``pseudonymise`` (one id → its
+    pseudonym, e.g. from ``Workspace.pseudonymise``, so files and dashboard agree).
     """
     labels = np.asarray(segment_labels)
     if len(labels) != len(customer_ids):

@@ -19,7 +19,6 @@ from engine.export import (
     escape_frame,
     offer_list,
     price_list,
-    pseudonym,
     to_csv_bytes,
     to_json_bytes,
     to_xlsx_bytes,
@@ -27,6 +26,7 @@ from engine.export import (
 )
 from engine.pricing import PricingConfig, evaluate, optimise_prices, prepare_choices
 from engine.pricing.simulate import Market
+from engine.workspace import Workspace
 
 NAMES = ["=SUM(A1:A9)", "+44 mug", "-minus tray", "@handle", "Plain teapot", "\tTabbed"]
 
@@ -116,17 +116,22 @@ def test_json_round_trip(priced):
     pd.testing.assert_frame_equal(back, frame, check_dtype=False)
 
 
-def test_offer_list_keeps_or_pseudonymises_ids(priced):
+def test_offer_list_keeps_or_pseudonymises_ids(priced, tmp_path):
     dataset, _ = priced
+    ws = Workspace(tmp_path)
+
+    def pseudonym(customer_id: str) -> str:
+        return ws.pseudonymise([customer_id])[0]
+
     labels = np.array([0, 1, 1])
     offers = {0: ["B0001"], 1: ["B0003", "B0002"]}
     own = offer_list(dataset.customer_ids, labels, offers)
     assert set(own[C.CUSTOMER_ID]) == {"c1", "c2", "=cmd"}
     assert own.set_index(C.CUSTOMER_ID).loc["c2", "offered_bundle_ids"] == "B0002|B0003"
-    hidden = offer_list(dataset.customer_ids, labels, offers, pseudonymise=pseudonym("s1"))
+    hidden = offer_list(dataset.customer_ids, labels, offers, pseudonymise=pseudonym)
     assert not set(hidden[C.CUSTOMER_ID]) & {"c1", "c2", "=cmd"}
-    assert hidden[C.CUSTOMER_ID].str.match(r"^X[0-9a-f]{12}$").all()
-    again = offer_list(dataset.customer_ids, labels, offers, pseudonymise=pseudonym("s1"))
+    assert hidden[C.CUSTOMER_ID].str.match(r"^c_[0-9a-f]{10}$").all()
+    again = offer_list(dataset.customer_ids, labels, offers, pseudonymise=pseudonym)
     pd.testing.assert_frame_equal(hidden, again)
     csv = pd.read_csv(io.BytesIO(to_csv_bytes(own)), keep_default_na=False, dtype=str)
     assert "'=cmd" in set(csv[C.CUSTOMER_ID])
