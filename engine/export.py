@@ -21,6 +21,7 @@ import pandas as pd
 
 from engine import columns as C
 from engine.data.dataset import Dataset
+from engine.files import atomic_write
 from engine.pricing.optimise import PriceResult
 from engine.pricing.simulate import SimulationResult
 
@@ -191,6 +192,6 @@ def write(frame: pd.DataFrame, path: str | Path) -> Path:
     writers = {".csv": to_csv_bytes, ".xlsx": to_xlsx_bytes, ".json": to_json_bytes}
     if path.suffix.lower() not in writers:
         raise ValueError(f"unknown export format '{path.suffix}'; use one of {sorted(writers)}")
-    path.write_bytes(writers[path.suffix.lower()](frame))
+    atomic_write(path, writers[path.suffix.lower()](frame))
     log.info("wrote %d rows to %s", len(frame), path)
     return path

@@ -28,6 +28,7 @@ from engine.data import Dataset, load_files
 from engine.device import choose_device
 from engine.encoder import EncoderConfig, encode_products
 from engine.export import offer_list, price_list, write
+from engine.files import atomic_write
 from engine.pricing import (
     PricingConfig,
     PricingRun,
@@ -252,7 +253,7 @@ def run(
         "config": config.to_dict(),
     }
     report_path = out / "run_report.json"
-    _atomic_write(report_path, (json.dumps(report, indent=1, default=str) + "\n").encode())
+    atomic_write(report_path, (json.dumps(report, indent=1, default=str) + "\n").encode())
     written["run_report"] = report_path
     return RunResult(out, written, report)
 
@@ -287,19 +288,7 @@ def _write_outputs(out, dataset, prefs, recs, table, prices, names, hide) -> dic
         "price_list_xlsx": (prices, "price_list.xlsx"),
         "price_list_json": (prices, "price_list.json"),
     }
-    written = {}
-    for key, (frame, name) in frames.items():
-        tmp = out / f".{name}.tmp{Path(name).suffix}"
-        write(frame, tmp)
-        os.replace(tmp, out / name)
-        written[key] = out / name
-    return written
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    return {key: write(frame, out / name) for key, (frame, name) in frames.items()}
 
 
 class _Stopwatch:

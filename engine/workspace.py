@@ -37,6 +37,7 @@ import pandas as pd
 
 from engine import columns as C
 from engine.data.dataset import Dataset
+from engine.files import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -68,16 +69,7 @@ def _source_bytes(source: Any) -> tuple[str, bytes]:
 
 
 def _write_json_atomic(path: Path, obj: Any) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(obj, fh, indent=2, default=str)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, json.dumps(obj, indent=2, default=str).encode("utf-8"))
 
 
 def _to_parquet(frame: pd.DataFrame, path: Path) -> None:

@@ -37,3 +37,24 @@ def real_full_path() -> Path:
 @pytest.fixture(scope="session")
 def sample_dir() -> Path:
     return SAMPLE_DIR
+
+
+def app_on_page(tmp_path_factory, page_path: str):
+    """An AppTest of the app switched to ``page_path``, for a module-scoped fixture
+    (``yield from``). The Pricing and Export tests share one workspace per session,
+    so the embedding cache and the cached segments, bundles and prices are reused
+    (the encoder is ~15 s cold)."""
+    from streamlit.testing.v1 import AppTest
+
+    mp = pytest.MonkeyPatch()
+    shared = tmp_path_factory.getbasetemp() / "pages_workspace"
+    shared.mkdir(exist_ok=True)
+    mp.setenv("ENGINE_WORKSPACE", str(shared))
+    mp.setenv("HF_HUB_OFFLINE", "1")
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=30)
+    at.run(timeout=180)  # first start: sample market, encoder, segments, bundles, prices
+    assert not at.exception, [e.value for e in at.exception]
+    at.switch_page(page_path).run(timeout=180)
+    assert not at.exception, [e.value for e in at.exception]
+    yield at
+    mp.undo()

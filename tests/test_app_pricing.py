@@ -3,34 +3,20 @@
 from __future__ import annotations
 
 import io
-from pathlib import Path
 
 import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from engine import columns as C
+from tests.conftest import app_on_page
 
-APP = Path(__file__).resolve().parents[1] / "app.py"
 PAGE = "pages/4_pricing.py"
 
 
 @pytest.fixture(scope="module")
 def page(tmp_path_factory) -> AppTest:
-    mp = pytest.MonkeyPatch()
-    # one workspace for the Pricing and Export tests of a session: the embedding cache
-    # and the cached segments, bundles and prices are shared (the encoder is ~15 s cold)
-    shared = tmp_path_factory.getbasetemp() / "pages_workspace"
-    shared.mkdir(exist_ok=True)
-    mp.setenv("ENGINE_WORKSPACE", str(shared))
-    mp.setenv("HF_HUB_OFFLINE", "1")
-    at = AppTest.from_file(str(APP), default_timeout=30)
-    at.run(timeout=180)  # first start: sample market, encoder, segments, bundles, prices
-    assert not at.exception, [e.value for e in at.exception]
-    at.switch_page(PAGE).run(timeout=180)
-    assert not at.exception, [e.value for e in at.exception]
-    yield at
-    mp.undo()
+    yield from app_on_page(tmp_path_factory, PAGE)
 
 
 def _widget(at, key):

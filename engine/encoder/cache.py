@@ -12,9 +12,9 @@ into one when there are more than ``max_shards``.
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 import os
-import tempfile
 import time
 import uuid
 import zipfile
@@ -22,6 +22,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+
+from engine.files import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -150,16 +152,9 @@ class EmbeddingCache:
         return self.directory / f"shard-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.npz"
 
     def _write(self, path: Path, keys: np.ndarray, vectors: np.ndarray) -> None:
-        fd, tmp = tempfile.mkstemp(dir=self.directory, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, keys=keys.astype(str), vectors=vectors)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        buf = io.BytesIO()
+        np.savez(buf, keys=keys.astype(str), vectors=vectors)
+        atomic_write(path, buf.getvalue())
 
     def __len__(self) -> int:
         return sum(len(k) for _, k, _ in self._shards())
