@@ -73,9 +73,10 @@ def test_evaluate_cli_on_sample(sample_files, capsys):
     table = pd.DataFrame(out["models"]).set_index("model")
     assert set(table.index) == {"hybrid", "popularity", "item-kNN", "EASE"}
     assert out["protocol"]["test_customers"] > 500
-    # measured: hybrid NDCG@20 0.228, popularity 0.110, item-kNN 0.241 (the 1.05x goal is not met)
+    # the issue's goals; measured: hybrid NDCG@20 0.254, item-kNN 0.241, EASE 0.232, popularity 0.110
     assert table.loc["hybrid", "ndcg@20"] >= 1.5 * table.loc["popularity", "ndcg@20"]
-    assert table.loc["hybrid", "ndcg@20"] >= 0.9 * max(table.loc[["EASE", "item-kNN"], "ndcg@20"])
+    assert table.loc["hybrid", "ndcg@20"] >= 1.05 * max(table.loc[["EASE", "item-kNN"], "ndcg@20"])
+    assert out["protocol"]["hybrid_weights"]["tuned"]
     cold = pd.DataFrame(out["cold_start"]).set_index("model")
     assert out["protocol"]["cold_simulated"]  # the sample sells every product from day one
     assert cold.loc["hybrid (text)", "recall@20"] > cold.loc["popularity in category", "recall@20"]
@@ -100,3 +101,14 @@ def test_cli_bad_input_exits_2(tmp_path, capsys):
         args = _parser().parse_args(argv)
         assert args.func(args) == 2
         assert "error:" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_evaluate_on_full_online_retail(real_full_path, capsys):
+    """The issue's goals on the real data (last 8 weeks held out); skips without ../shared."""
+    args = _parser().parse_args(["evaluate", str(real_full_path), "--holdout-weeks", "8", "--json"])
+    assert args.func(args) == 0
+    table = pd.DataFrame(json.loads(capsys.readouterr().out)["models"]).set_index("model")
+    # measured: hybrid 0.116, EASE 0.106, item-kNN 0.070, popularity 0.042
+    assert table.loc["hybrid", "ndcg@20"] >= 1.5 * table.loc["popularity", "ndcg@20"]
+    assert table.loc["hybrid", "ndcg@20"] >= 1.05 * max(table.loc[["EASE", "item-kNN"], "ndcg@20"])

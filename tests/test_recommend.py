@@ -17,13 +17,13 @@ from engine.encoder import encode_products
 from engine.errors import NotFittedError
 from engine.recommend import (
     EASE,
-    HybridModel,
     ItemKNN,
     Popularity,
     PreferenceConfig,
     fit_preferences,
     recommend_top_k,
 )
+from engine.recommend.hybrid import WEIGHT_GRID, HybridModel, _segment_rates
 from engine.recommend.models import top_k
 from engine.recommend.profiles import recency_weights
 from engine.sample_market import true_segment_labels
@@ -71,6 +71,12 @@ def test_top_k_breaks_ties_by_index():
     vals, idx = top_k(scores, 3)
     assert idx[0].tolist() == [1, 2, 4]
     assert vals[0].tolist() == [1.0, 1.0, 1.0]
+
+
+def test_segment_rate_is_share_of_members_who_bought():
+    segments = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    rate = _segment_rates(block_matrix(), segments)
+    np.testing.assert_allclose(rate, [[3 / 4, 3 / 4, 3 / 4, 0, 0, 0], [0, 0, 0, 3 / 4, 3 / 4, 3 / 4]])
 
 
 def test_recency_weight_halves_each_half_life():
@@ -167,7 +173,7 @@ def test_new_product_reaches_its_segment(sample):
     products = pd.concat([ds.products, new], ignore_index=True)
     ds2 = Dataset.from_frames(ds.lines[list(C.ORDER_LINE_COLUMNS)], products, ds.customers)
     emb2 = encode_products(ds2.products, cache_dir=cache)
-    model = HybridModel(PreferenceConfig()).fit(ds2, emb2)
+    model = fit_preferences(ds2, emb2).model  # as the pages and the CLI fit it
     p = ds2.product_index(["NEW1"])[0]
     assert ds2.matrix[:, p].nnz == 0
     labels = true_segment_labels(truth, ds2.customer_ids)
@@ -176,8 +182,41 @@ def test_new_product_reaches_its_segment(sample):
     rank = (scores > scores[:, [p]]).sum(axis=1)  # 0 = top of the catalogue
     coffee = np.median(rank[labels == names.index("coffee lovers")])
     parents = np.median(rank[labels == names.index("parents")])
-    n = ds2.n_products  # measured medians: 49 and 227 of 301
+    n = ds2.n_products  # measured medians: 25 and 194 of 301
     assert coffee < 0.2 * n and parents > 0.5 * n, (coffee, parents)
     # its text neighbours are coffee products
     neigh = model.text_neighbours_[p].indices
     assert (ds2.products[C.CATEGORY].iloc[neigh] == "Coffee").mean() >= 0.8
+
+
+def test_weights_tuned_on_the_validation_window(sample, prefs):
+    """The fit picks its weights on its own last weeks; on the sample market, whose
+    customers buy by segment, the segment part earns a weight, and the chosen weights
+    do at least as well as the starting ones on that window."""
+    tuning = prefs.model.tuning_
+    assert tuning["tuned"] and tuning["validation_customers"] > 200
+    assert tuning["ndcg@20_chosen"] >= tuning["ndcg@20_start"]
+    chosen = tuning["weights"]
+    assert all(chosen[name] in grid for name, grid in WEIGHT_GRID.items())
+    assert chosen["w_segment"] > 0
+    assert prefs.model.config_.weights() == chosen
+
+
+def test_short_history_keeps_the_given_weights():
+    """Two weeks of orders cannot spare an 8-week validation window: the fit says so
+    and keeps the configured weights."""
+    t0 = pd.Timestamp("2025-03-03")
+    lines = pd.DataFrame({
+        C.ORDER_ID: [f"o{i}" for i in range(8)],
+        C.CUSTOMER_ID: ["a", "a", "b", "b", "c", "c", "d", "d"],
+        C.PRODUCT_ID: ["p1", "p2", "p1", "p3", "p2", "p3", "p1", "p2"],
+        C.QUANTITY: 1, C.UNIT_PRICE: 2.0,
+        C.TIMESTAMP: [t0 + pd.Timedelta(days=2 * i) for i in range(8)],
+    })
+    ds = Dataset.from_frames(lines)
+    emb = np.eye(ds.n_products, 4, dtype=np.float32)
+    config = PreferenceConfig()
+    model = HybridModel(config).fit(ds, emb)
+    assert not model.tuning_["tuned"]
+    assert "hold-out" in model.tuning_["reason"]
+    assert model.config_ == config

@@ -83,9 +83,11 @@ class EvaluationResult:
 
 
 def holdout_split(
-    dataset, holdout_weeks: int = 8, min_cold: int = 10, cold_share: float = 0.1, seed: int = 0
+    dataset, holdout_weeks: int = 8, min_cold: int = 10, cold_share: float = 0.1, seed: int = 0,
+    with_cold: bool = True,
 ) -> HoldoutSplit:
-    """Split the order lines at ``holdout_weeks`` weeks before the last order."""
+    """Split the order lines at ``holdout_weeks`` weeks before the last order
+    (``with_cold=False``: without the cold-start part, as the weight tuning needs)."""
     lines = dataset.lines
     ts = lines[C.TIMESTAMP]
     cut = ts.max() - pd.Timedelta(weeks=holdout_weeks)
@@ -105,6 +107,9 @@ def holdout_split(
     pairs = pd.DataFrame({"c": cidx, "p": after[C.PRODUCT_IDX].to_numpy()}).drop_duplicates()
     new = ~np.asarray(seen[pairs["c"].to_numpy(), pairs["p"].to_numpy()]).ravel().astype(bool)
     pairs = pairs[new]
+    tc, tt = _group(pairs)
+    if not with_cold:
+        return HoldoutSplit(train, cut, tc, tt, np.zeros(0, np.int64), np.zeros(0, np.int64), [])
     sold_before = np.asarray(train.matrix.sum(axis=0)).ravel() > 0
     cold = np.setdiff1d(pairs["p"].unique(), np.flatnonzero(sold_before))
     cold_train, simulated = train, False
@@ -120,7 +125,6 @@ def holdout_split(
     ids = train.customer_ids[cold_pairs["c"].to_numpy()]
     has = pd.Index(cold_train.customer_ids).get_indexer(ids)
     cold_pairs = pd.DataFrame({"c": has, "p": cold_pairs["p"].to_numpy()})[has >= 0]
-    tc, tt = _group(pairs)
     cc, ct = _group(cold_pairs)
     return HoldoutSplit(train, cut, tc, tt, np.sort(cold), cc, ct, cold_train, simulated)
 
@@ -181,6 +185,14 @@ def _category_popularity(train, categories: np.ndarray) -> np.ndarray:
     return share / max(bought.sum(), 1.0)
 
 
+def _fit_hybrid(train, embeddings: np.ndarray, config: PreferenceConfig, seed: int) -> HybridModel:
+    """The hybrid as ``fit_preferences`` fits it: segments first, all from ``train`` alone."""
+    from engine.recommend.preferences import customer_segments
+
+    labels = customer_segments(train, embeddings, config, seed)[0]
+    return HybridModel(config).fit(train, embeddings, segments=labels)
+
+
 def evaluate_split(
     split: HoldoutSplit,
     embeddings: np.ndarray,
@@ -189,13 +201,15 @@ def evaluate_split(
     seed: int = 0,
     baselines: bool = True,
     progress: Callable[[float], None] | None = None,
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Metric tables (models, cold start) for a prepared split."""
+) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """Metric tables (models, cold start) for a prepared split, and how the hybrid's
+    weights were tuned (``HybridModel.tuning_``)."""
     config = config or PreferenceConfig()
     train = split.train
     binary = train.matrix.copy()
     binary.data[:] = 1.0
-    models: dict[str, object] = {"hybrid": HybridModel(config).fit(train, embeddings)}
+    hybrid = _fit_hybrid(train, embeddings, config, seed)
+    models: dict[str, object] = {"hybrid": hybrid}
     if baselines:
         dev = config.device
         models["popularity"] = Popularity(dev).fit(binary)
@@ -215,7 +229,7 @@ def evaluate_split(
     if len(split.cold_customers):
         cold_model = models["hybrid"]
         if split.cold_simulated:
-            cold_model = HybridModel(config).fit(split.cold_train, embeddings)
+            cold_model = _fit_hybrid(split.cold_train, embeddings, config, seed)
         top = _rank(cold_model, split.cold_customers, k, columns=split.cold_products)
         cold_rows.append(("hybrid (text)", *ranking_metrics(top, split.cold_targets, k)))
         cats = product_categories(train.products, embeddings, seed)
@@ -227,7 +241,7 @@ def evaluate_split(
     cold = pd.DataFrame(cold_rows, columns=["model", f"recall@{k}", f"ndcg@{k}"])
     if progress:
         progress(1.0)
-    return table, cold
+    return table, cold, hybrid.tuning_
 
 
 def evaluate(
@@ -241,7 +255,7 @@ def evaluate(
 ) -> EvaluationResult:
     """Hybrid against popularity, item-kNN and EASE on a temporal hold-out."""
     split = holdout_split(dataset, holdout_weeks, seed=seed)
-    table, cold = evaluate_split(split, embeddings, k, config, seed, progress=progress)
+    table, cold, tuning = evaluate_split(split, embeddings, k, config, seed, progress=progress)
     protocol = {
         "cut": str(split.cut),
         "train_customers": int(split.train.n_customers),
@@ -250,6 +264,7 @@ def evaluate(
         "cold_customers": int(len(split.cold_customers)),
         "cold_simulated": bool(split.cold_simulated),
         "exclude_seen": True,
+        "hybrid_weights": tuning,
     }
     log.info("evaluation protocol: %s", protocol)
     return EvaluationResult(table, cold, k, holdout_weeks, protocol)

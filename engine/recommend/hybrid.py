@@ -1,62 +1,98 @@
-"""Hybrid preference score: collaborative + content + popularity prior.
+"""Hybrid preference score: collaborative + trend + segment + content parts.
 
-    c(u, ·)  = w_ease · z(EASE) + (1 − w_ease) · z(item-kNN)
+    c(u, ·)  = w_ease · z(EASE(b_u)) + (1 − w_ease) · z(item-kNN(b_u))
     s(u, p)  = w_collab · c(u, p)
+             + w_trend · z(trend)
+             + w_segment · z(segment rate of u's segment)
              + w_transfer · z(Σ_j T_pj c(u, j))
              + w_content · z(cos(profile_u, e_p))
              + w_popularity · z(log popularity)
 
+b_u is the customer's history as bought / not bought: on both the sample market
+and Online Retail the collaborative models rank better from it than from the
+recency-weighted history, which only weighs the content profile.
+
+*trend* is the number of recent orders with the product (each order weighs
+0.5 ** (age / ``trend_half_life_days``)): what the shop is selling now.
+*segment rate* is the share of the customer's segment that bought the product:
+what people like this customer buy (segments come from
+``engine.recommend.preferences``; without them the part is 0).
 T is the text-neighbour matrix: each product's ``text_neighbours`` most similar
 products (cosine of the embeddings) among those sold, weights row-normalised.
 The transfer term carries a customer's collaborative scores over to products
 that read alike, which is what ranks a never-sold product: it inherits the
-scores (and, in the popularity prior, the popularity) of its text neighbours.
+scores (and, in the trend, segment and popularity parts, the sales) of its text
+neighbours.
 
 Each part is standardised per customer (z = (x − mean) / std over the
 catalogue), so the weights compare like with like whatever the scale of the
-models. A product nobody has bought has no collaborative or popularity signal
-but still gets the content part, so it can be recommended (cold start).
-P(u, p) = softmax over the catalogue of s / τ.
+models. P(u, p) = softmax over the catalogue of s / τ.
+
+**Weights tuned per shop.** Which part matters depends on the shop: on Online
+Retail (wholesale, seasonal) what sells now counts most after EASE; on the
+sample market the segment does. With ``tune_weights`` the fit holds out the
+last ``validation_weeks`` of the history it is given, fits the parts on the
+rest, and picks the weights by coordinate ascent over ``WEIGHT_GRID`` on
+NDCG@20 of the products the validation customers bought for the first time;
+then it refits on the whole history with those weights. The evaluation's
+hold-out lies after all of this history, so it never informs the choice.
 """
 
 from __future__ import annotations
 
 import logging
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import scipy.sparse as sp
 import torch
 
 from engine.device import choose_device
-from engine.recommend.models import EASE, ItemKNN, Recommender
-from engine.recommend.profiles import content_profiles, weighted_matrix
+from engine.errors import DataValidationError
+from engine.recommend.models import EASE, ItemKNN, Recommender, mask_seen, top_k
+from engine.recommend.profiles import content_profiles, recency_weights, weighted_matrix
 
 log = logging.getLogger(__name__)
+
+# the weights the tuning may choose, per part; w_collab stays 1 (the scale)
+WEIGHT_GRID: dict[str, tuple[float, ...]] = {
+    "w_ease": (0.0, 0.5, 1.0),
+    "w_trend": (0.0, 0.25, 0.5, 1.0, 1.5),
+    "w_segment": (0.0, 0.25, 0.5, 1.0, 1.5, 2.0),
+    "w_transfer": (0.0, 0.2, 0.4),
+    "w_content": (0.0, 0.1, 0.2),
+    "w_popularity": (0.0, 0.1, 0.3),
+}
 
 
 @dataclass(frozen=True)
 class PreferenceConfig:
     """Settings of the hybrid model and the segments.
 
-    The defaults are the settings that won the offline evaluation (hold-out of
-    the last 8 weeks) on the sample market and on UCI Online Retail; see
-    engine/recommend/evaluate.py for the protocol.
+    The ``w_`` weights are the starting point; with ``tune_weights`` (the
+    default) each fit chooses them on a validation window of its own history
+    (see the module docstring). engine/recommend/evaluate.py has the protocol
+    that measured this against EASE, item-kNN and popularity.
     """
 
     half_life_days: float = 90.0
-    binary_fit: bool = True
     ease_l2: float = 200.0
     ease_max_items: int = 8000
     knn_neighbours: int = 100
     knn_shrink: float = 10.0
     w_collab: float = 1.0
     w_ease: float = 1.0
-    w_content: float = 0.2
-    w_transfer: float = 0.3
-    text_neighbours: int = 20
+    w_trend: float = 0.5
+    w_segment: float = 0.25
+    w_content: float = 0.1
+    w_transfer: float = 0.2
     w_popularity: float = 0.1
+    trend_half_life_days: float = 7.0
+    text_neighbours: int = 20
+    tune_weights: bool = True
+    validation_weeks: int = 8
+    validation_customers: int = 1500
     temperature: float = 1.0
     exclude_seen: bool = True
     n_segments: int | None = None  # None: the suggested k
@@ -73,6 +109,11 @@ class PreferenceConfig:
         lo, hi = self.k_range
         if not 2 <= lo <= hi:
             raise ValueError(f"k_range must satisfy 2 <= low <= high, got {self.k_range}")
+        if self.validation_weeks < 1:
+            raise ValueError(f"validation_weeks must be >= 1, got {self.validation_weeks}")
+
+    def weights(self) -> dict[str, float]:
+        return {name: getattr(self, name) for name in WEIGHT_GRID}
 
 
 def standardise(x: torch.Tensor) -> torch.Tensor:
@@ -82,13 +123,23 @@ def standardise(x: torch.Tensor) -> torch.Tensor:
     return (x - mean) / torch.where(std > 0, std, torch.ones_like(std))
 
 
+def _zscore(x: np.ndarray) -> np.ndarray:
+    return ((x - x.mean()) / (x.std() or 1.0)).astype(np.float32)
+
+
 class HybridModel(Recommender):
-    """EASE + item-kNN on the recency-weighted matrix, plus text content and popularity."""
+    """EASE + item-kNN on who bought what, plus trend, segment, text content and popularity.
+
+    Learned attributes: ``config_`` (the settings with the weights in use),
+    ``tuning_`` (validation NDCG of the starting and the chosen weights, or why
+    no tuning ran), ``segments_`` (segment of each customer or None).
+    """
 
     def __init__(self, config: PreferenceConfig | None = None):
         self.config = config or PreferenceConfig()
 
-    def fit(self, dataset, embeddings: np.ndarray) -> HybridModel:
+    def fit(self, dataset, embeddings: np.ndarray, segments: np.ndarray | None = None) -> HybridModel:
+        """Fit on ``dataset``; ``segments`` (n_customers,) feeds the segment part."""
         cfg = self.config
         emb = np.asarray(embeddings, dtype=np.float32)
         if emb.shape[0] != dataset.n_products:
@@ -96,55 +147,83 @@ class HybridModel(Recommender):
                 f"embeddings have {emb.shape[0]} rows but the catalogue has "
                 f"{dataset.n_products} products; encode dataset.products"
             )
+        if segments is not None and np.shape(segments) != (dataset.n_customers,):
+            raise ValueError(
+                f"segments has shape {np.shape(segments)}, expected ({dataset.n_customers},)"
+            )
+        self.tuning_ = {"tuned": False, "reason": "tune_weights is off"}
+        if cfg.tune_weights:
+            cfg, self.tuning_ = tune_weights(dataset, emb, cfg, segments)
+        self.config_ = cfg
         self.device_ = choose_device(cfg.device)
         W = weighted_matrix(dataset, cfg.half_life_days)
-        # the item weights are learned from who bought what (binary); recency only
-        # weighs a customer's own history when scoring
-        fit_on = W.copy()
-        if cfg.binary_fit:
-            fit_on.data[:] = 1.0
-        self.ease_ = EASE(cfg.ease_l2, cfg.ease_max_items, device=str(self.device_)).fit(fit_on)
-        self.knn_ = ItemKNN(cfg.knn_neighbours, cfg.knn_shrink, device=str(self.device_)).fit(fit_on)
+        # the item weights are learned from who bought what (binary)
+        binary = _binary(W)
+        self.ease_ = EASE(cfg.ease_l2, cfg.ease_max_items, device=str(self.device_)).fit(binary)
+        self.knn_ = ItemKNN(cfg.knn_neighbours, cfg.knn_shrink, device=str(self.device_)).fit(binary)
         self.profiles_ = content_profiles(W, emb)
         self.embeddings_ = emb
-        buyers = np.asarray((W > 0).sum(axis=0)).ravel()
-        self.text_neighbours_ = text_neighbour_matrix(emb, buyers > 0, cfg.text_neighbours)
+        buyers = np.asarray(binary.sum(axis=0)).ravel()
+        T = text_neighbour_matrix(emb, buyers > 0, cfg.text_neighbours)
+        self.text_neighbours_ = T
+
+        def borrowed(x: np.ndarray) -> np.ndarray:
+            # a never-sold product borrows the sales of its text neighbours
+            return np.where(buyers > 0, x, T @ x)
+
         # recent sales count more: the prior is the recency-weighted number of orders
-        pop = np.log1p(np.asarray(W.sum(axis=0)).ravel()).astype(np.float64)
-        # a never-sold product borrows the popularity of its text neighbours
-        pop = np.where(buyers > 0, pop, self.text_neighbours_ @ pop)
-        self.popularity_ = ((pop - pop.mean()) / (pop.std() or 1.0)).astype(np.float32)
-        self._transfer = _torch_sparse(self.text_neighbours_, self.device_)
+        self.popularity_ = _zscore(borrowed(np.log1p(np.asarray(W.sum(axis=0)).ravel())))
+        self.trend_ = _zscore(borrowed(np.log1p(_recent_orders(dataset, cfg.trend_half_life_days))))
+        self.segments_ = None if segments is None else np.asarray(segments, np.int64)
+        self.segment_rate_ = None
+        if self.segments_ is not None:
+            rate = _segment_rates(binary, self.segments_)
+            self.segment_rate_ = np.stack([borrowed(r) for r in rate]).astype(np.float32)
+        self._transfer = _torch_sparse(T, self.device_)
         self.X_ = W
         self.chunk_size = cfg.chunk_size
         return self
 
-    def parts(self, rows: sp.csr_matrix, profiles: np.ndarray) -> dict[str, torch.Tensor]:
-        """The standardised parts of the score for the given history rows."""
-        emb = torch.as_tensor(self.embeddings_, device=self.device_)
-        prof = torch.as_tensor(profiles, device=self.device_)
-        cfg = self.config
-        collab = cfg.w_ease * standardise(self.ease_._score(rows))
-        collab += (1.0 - cfg.w_ease) * standardise(self.knn_._score(rows))
-        transfer = torch.sparse.mm(self._transfer, collab.T.contiguous()).T
-        return {
-            "collab": collab,
-            "transfer": standardise(transfer),
-            "content": standardise(prof @ emb.T),
-        }
+    def score_torch(self, customer_idx, history: sp.csr_matrix | None = None) -> torch.Tensor:
+        idx = self._customers(customer_idx)
+        rows = self.X_[idx] if history is None else sp.csr_matrix(history, dtype=np.float32)
+        return self._score(rows, customers=idx)
 
-    def _score(self, rows: sp.csr_matrix, profiles: np.ndarray | None = None) -> torch.Tensor:
-        cfg = self.config
+    def parts(self, rows: sp.csr_matrix, profiles: np.ndarray | None = None,
+              customers: np.ndarray | None = None, w_ease: float | None = None) -> dict[str, torch.Tensor]:
+        """The standardised parts of the score for the given history rows.
+
+        ``customers`` (indices of the rows' customers) picks their segments;
+        ``w_ease`` overrides the EASE / item-kNN mix (the tuning tries several).
+        """
+        self._check_fitted()
         if profiles is None:
             profiles = content_profiles(rows, self.embeddings_)
-        p = self.parts(rows, profiles)
-        pop = torch.as_tensor(self.popularity_, device=self.device_)
-        return (
-            cfg.w_collab * p["collab"]
-            + cfg.w_transfer * p["transfer"]
-            + cfg.w_content * p["content"]
-            + cfg.w_popularity * pop
-        )
+        w_ease = self.config_.w_ease if w_ease is None else w_ease
+        dev = self.device_
+        emb = torch.as_tensor(self.embeddings_, device=dev)
+        prof = torch.as_tensor(profiles, device=dev)
+        binary = _binary(rows)
+        collab = w_ease * standardise(self.ease_._score(binary))
+        collab += (1.0 - w_ease) * standardise(self.knn_._score(binary))
+        transfer = torch.sparse.mm(self._transfer, collab.T.contiguous()).T
+        n = rows.shape[0]
+        segment = torch.zeros(1, rows.shape[1], device=dev)
+        if self.segment_rate_ is not None and customers is not None:
+            rate = torch.as_tensor(self.segment_rate_, device=dev)
+            segment = standardise(rate)[torch.as_tensor(self.segments_[customers], device=dev)]
+        return {
+            "collab": collab,
+            "trend": torch.as_tensor(self.trend_, device=dev).expand(n, -1),
+            "segment": segment.expand(n, -1),
+            "transfer": standardise(transfer),
+            "content": standardise(prof @ emb.T),
+            "popularity": torch.as_tensor(self.popularity_, device=dev).expand(n, -1),
+        }
+
+    def _score(self, rows: sp.csr_matrix, profiles: np.ndarray | None = None,
+               customers: np.ndarray | None = None) -> torch.Tensor:
+        return combine(self.parts(rows, profiles, customers), self.config_)
 
     def probabilities(self, customer_idx) -> np.ndarray:
         """P(u, p): softmax over the catalogue of s / τ (n × P, rows sum to 1)."""
@@ -162,6 +241,114 @@ class HybridModel(Recommender):
             total.index_add_(0, labels_t[idx], prob.double())
         sizes = np.bincount(labels, minlength=n_segments).astype(np.float64)
         return (total.cpu().numpy() / np.maximum(sizes, 1)[:, None]).astype(np.float32)
+
+
+def combine(parts: dict[str, torch.Tensor], config: PreferenceConfig) -> torch.Tensor:
+    """s(u, p): the weighted sum of the standardised parts."""
+    return (
+        config.w_collab * parts["collab"]
+        + config.w_trend * parts["trend"]
+        + config.w_segment * parts["segment"]
+        + config.w_transfer * parts["transfer"]
+        + config.w_content * parts["content"]
+        + config.w_popularity * parts["popularity"]
+    )
+
+
+def tune_weights(
+    dataset, embeddings: np.ndarray, config: PreferenceConfig, segments: np.ndarray | None,
+    seed: int = 0,
+) -> tuple[PreferenceConfig, dict]:
+    """The config with weights chosen on the last ``validation_weeks`` of ``dataset``.
+
+    Returns (config, report); the report has the validation NDCG@20 of the
+    starting and of the chosen weights, or ``reason`` when the history is too
+    short to hold a window out (then the config comes back unchanged).
+    """
+    from engine.recommend.evaluate import holdout_split, ranking_metrics
+
+    try:
+        split = holdout_split(dataset, config.validation_weeks, with_cold=False)
+    except DataValidationError as exc:
+        return config, {"tuned": False, "reason": str(exc.issues[0].message)}
+    if len(split.test_customers) < 20:
+        return config, {"tuned": False, "reason": "fewer than 20 validation customers"}
+    inner_segments = None
+    if segments is not None:
+        # segments of the shorter history, as many as given: the given ones know the
+        # validation window's purchases, and would make the segment part look better
+        # than it is
+        from engine.recommend.preferences import customer_segments
+
+        k = int(np.max(segments)) + 1
+        inner_segments = customer_segments(
+            split.train, embeddings, replace(config, n_segments=k), seed
+        )[0]
+    fixed = replace(config, tune_weights=False)
+    model = HybridModel(fixed).fit(split.train, embeddings, inner_segments)
+    rng = np.random.default_rng(seed)
+    pick = np.sort(rng.choice(len(split.test_customers),
+                              min(config.validation_customers, len(split.test_customers)),
+                              replace=False))
+    cust, targets = split.test_customers[pick], [split.targets[i] for i in pick]
+    rows = model.X_[cust]
+    profiles = content_profiles(rows, model.embeddings_)
+    parts = {w: model.parts(rows, profiles, cust, w_ease=w) for w in WEIGHT_GRID["w_ease"]}
+    seen = rows
+
+    def ndcg(cfg: PreferenceConfig) -> float:
+        scores = mask_seen(combine(parts[cfg.w_ease], cfg).clone(), seen)
+        return ranking_metrics(top_k(scores, 20)[1].cpu().numpy(), targets, 20)[1]
+
+    start = replace(fixed, w_ease=min(WEIGHT_GRID["w_ease"], key=lambda w: abs(w - config.w_ease)))
+    if segments is None:
+        start = replace(start, w_segment=0.0)
+    best, best_score = start, ndcg(start)
+    for _sweep in range(2):
+        changed = False
+        for name, grid in WEIGHT_GRID.items():
+            if name == "w_segment" and segments is None:
+                continue
+            for value in grid:
+                trial = replace(best, **{name: value})
+                score = ndcg(trial)
+                if score > best_score + 1e-6:
+                    best, best_score, changed = trial, score, True
+        if not changed:
+            break
+    report = {
+        "tuned": True,
+        "validation_weeks": config.validation_weeks,
+        "validation_customers": int(len(cust)),
+        "ndcg@20_start": round(ndcg(start), 4),
+        "ndcg@20_chosen": round(best_score, 4),
+        "weights": best.weights(),
+    }
+    log.info("hybrid weights tuned on the last %d weeks: %s", config.validation_weeks, report)
+    return replace(best, tune_weights=config.tune_weights), report
+
+
+def _binary(m: sp.csr_matrix) -> sp.csr_matrix:
+    out = sp.csr_matrix(m, dtype=np.float32, copy=True)
+    out.data[:] = 1.0
+    return out
+
+
+def _recent_orders(dataset, half_life_days: float) -> np.ndarray:
+    """(P,) orders containing each product, each weighted by its recency."""
+    w = recency_weights(dataset.order_time, half_life_days)
+    return np.asarray(sp.csr_matrix(dataset.baskets).T @ w, dtype=np.float64).ravel()
+
+
+def _segment_rates(binary: sp.csr_matrix, segments: np.ndarray) -> np.ndarray:
+    """S × P: share of each segment's customers who bought each product."""
+    k = int(segments.max()) + 1
+    member = sp.csr_matrix(
+        (np.ones(len(segments), np.float32), (segments, np.arange(len(segments)))),
+        shape=(k, len(segments)),
+    )
+    counts = np.asarray((member @ binary).todense(), dtype=np.float64)
+    return counts / np.maximum(np.bincount(segments, minlength=k), 1)[:, None]
 
 
 def text_neighbour_matrix(embeddings: np.ndarray, sold: np.ndarray, k: int) -> sp.csr_matrix:

@@ -24,6 +24,7 @@ from engine import columns as C
 from engine.recommend.copurchase import CoPurchaseStats, copurchase_stats
 from engine.recommend.hybrid import HybridModel, PreferenceConfig
 from engine.recommend.models import mask_seen, top_k
+from engine.recommend.profiles import content_profiles, weighted_matrix
 
 log = logging.getLogger(__name__)
 
@@ -58,12 +59,15 @@ class Preferences:
         return pd.Series(sizes, index=pd.RangeIndex(self.n_segments, name=C.SEGMENT), name="customers")
 
 
-def customer_representation(model: HybridModel, n_components: int = 32, seed: int = 0) -> np.ndarray:
+def customer_representation(
+    dataset, embeddings: np.ndarray, half_life_days: float = 90.0, n_components: int = 32,
+    seed: int = 0,
+) -> np.ndarray:
     """Content profile ⊕ normalised SVD of the recency-weighted matrix (n_customers × d)."""
-    W = model.X_
+    W = weighted_matrix(dataset, half_life_days)
     n_comp = max(1, min(n_components, min(W.shape) - 1))
     svd = TruncatedSVD(n_components=n_comp, random_state=seed).fit_transform(W)
-    return np.hstack([model.profiles_, normalize(svd)]).astype(np.float32)
+    return np.hstack([content_profiles(W, embeddings), normalize(svd)]).astype(np.float32)
 
 
 def suggest_k(rep: np.ndarray, k_range=(2, 10), seed: int = 0, sample: int = 2000) -> tuple[int, dict]:
@@ -91,6 +95,19 @@ def segment_customers(rep: np.ndarray, k: int, seed: int = 0) -> tuple[np.ndarra
     return relabel[km.labels_], km.cluster_centers_[order]
 
 
+def customer_segments(
+    dataset, embeddings: np.ndarray, config: PreferenceConfig, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, int, dict]:
+    """(labels, centroids, suggested k, silhouette scores): k-means on the customer
+    representation, k from ``config.n_segments`` or else the silhouette's choice."""
+    rep = customer_representation(
+        dataset, embeddings, config.half_life_days, config.svd_components, seed
+    )
+    suggested, scores = suggest_k(rep, config.k_range, seed)
+    labels, centroids = segment_customers(rep, config.n_segments or suggested, seed)
+    return labels, centroids, suggested, scores
+
+
 def fit_preferences(
     dataset,
     embeddings: np.ndarray,
@@ -98,16 +115,15 @@ def fit_preferences(
     seed: int = 0,
     progress: Callable[[float], None] | None = None,
 ) -> Preferences:
-    """Fit the hybrid model, co-purchase stats and the segments of ``dataset``."""
+    """Fit the segments, the hybrid model (whose segment part uses them) and the
+    co-purchase stats of ``dataset``."""
     report = progress or (lambda _f: None)
-    model = HybridModel(config).fit(dataset, embeddings)
+    labels, centroids, suggested, scores = customer_segments(dataset, embeddings, config, seed)
+    k = len(centroids)
     report(0.3)
-    stats = copurchase_stats(dataset.baskets)
-    rep = customer_representation(model, config.svd_components, seed)
-    suggested, scores = suggest_k(rep, config.k_range, seed)
+    model = HybridModel(config).fit(dataset, embeddings, segments=labels)
     report(0.6)
-    k = config.n_segments or suggested
-    labels, centroids = segment_customers(rep, k, seed)
+    stats = copurchase_stats(dataset.baskets)
     affinity = model.segment_means(labels, k)
     report(0.9)
     cats = dataset.products[C.CATEGORY].fillna("").astype(str).replace("", "(none)")
