@@ -220,3 +220,14 @@ def test_short_history_keeps_the_given_weights():
     assert not model.tuning_["tuned"]
     assert "hold-out" in model.tuning_["reason"]
     assert model.config_ == config
+
+
+def test_fast_scoring_equals_the_sum_of_parts(sample, prefs):
+    """The in-place scorer (used for every customer) gives the documented weighted sum."""
+    from engine.recommend.hybrid import combine
+
+    model = prefs.model
+    idx = np.arange(40)
+    rows = model.X_[idx]
+    expected = combine(model.parts(rows, customers=idx), model.config_)
+    np.testing.assert_allclose(model.score(idx), expected.numpy(), rtol=1e-4, atol=1e-4)

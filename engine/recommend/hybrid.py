@@ -118,9 +118,18 @@ class PreferenceConfig:
 
 def standardise(x: torch.Tensor) -> torch.Tensor:
     """Per-row z-score; a constant row becomes 0."""
+    return standardise_(x.clone())
+
+
+def standardise_(x: torch.Tensor) -> torch.Tensor:
+    """``standardise`` in place. The std is a norm of the centred rows, about 20
+    times faster than ``torch.std`` on the CPU, where scoring every customer spent a
+    third of its time; a row constant up to rounding becomes 0."""
     mean = x.mean(dim=1, keepdim=True)
-    std = x.std(dim=1, keepdim=True)
-    return (x - mean) / torch.where(std > 0, std, torch.ones_like(std))
+    x.sub_(mean)
+    std = torch.linalg.vector_norm(x, dim=1, keepdim=True).div_(max(x.shape[1] - 1, 1) ** 0.5)
+    flat = std <= 1e-6 * mean.abs()
+    return x.div_(std.masked_fill_(flat | (std == 0), 1.0)).masked_fill_(flat, 0.0)
 
 
 def _zscore(x: np.ndarray) -> np.ndarray:
@@ -180,6 +189,15 @@ class HybridModel(Recommender):
             rate = _segment_rates(binary, self.segments_)
             self.segment_rate_ = np.stack([borrowed(r) for r in rate]).astype(np.float32)
         self._transfer = _torch_sparse(T, self.device_)
+        # the parts that do not depend on the customer's history, weighted once here
+        dev = self.device_
+        self._prior = torch.as_tensor(
+            cfg.w_trend * self.trend_ + cfg.w_popularity * self.popularity_, device=dev
+        )
+        self._segment_part = None
+        if self.segment_rate_ is not None and cfg.w_segment:
+            rate = torch.as_tensor(self.segment_rate_, device=dev)
+            self._segment_part = cfg.w_segment * standardise(rate)
         self.X_ = W
         self.chunk_size = cfg.chunk_size
         return self
@@ -223,7 +241,34 @@ class HybridModel(Recommender):
 
     def _score(self, rows: sp.csr_matrix, profiles: np.ndarray | None = None,
                customers: np.ndarray | None = None) -> torch.Tensor:
-        return combine(self.parts(rows, profiles, customers), self.config_)
+        """``combine(parts(...))`` without materialising the parts: in place, and
+        skipping the models whose weight is 0 (item-kNN when w_ease is 1)."""
+        cfg = self.config_
+        binary = _binary(rows)
+        if cfg.w_ease >= 1.0:
+            score = standardise_(self.ease_._score(binary))
+        elif cfg.w_ease <= 0.0:
+            score = standardise_(self.knn_._score(binary))
+        else:
+            score = standardise_(self.ease_._score(binary)).mul_(cfg.w_ease)
+            score.add_(standardise_(self.knn_._score(binary)), alpha=1.0 - cfg.w_ease)
+        transfer = None
+        if cfg.w_transfer:
+            transfer = torch.sparse.mm(self._transfer, score.T.contiguous()).T
+        score.mul_(cfg.w_collab)
+        if transfer is not None:
+            score.add_(standardise_(transfer.contiguous()), alpha=cfg.w_transfer)
+        if cfg.w_content:
+            if profiles is None:
+                profiles = content_profiles(rows, self.embeddings_)
+            emb = torch.as_tensor(self.embeddings_, device=self.device_)
+            content = torch.as_tensor(profiles, device=self.device_) @ emb.T
+            score.add_(standardise_(content), alpha=cfg.w_content)
+        score.add_(self._prior)
+        if self._segment_part is not None and customers is not None:
+            seg = torch.as_tensor(self.segments_[customers], device=self.device_)
+            score.add_(self._segment_part[seg])
+        return score
 
     def probabilities(self, customer_idx) -> np.ndarray:
         """P(u, p): softmax over the catalogue of s / τ (n × P, rows sum to 1)."""
