@@ -73,7 +73,7 @@ def test_evaluate_cli_on_sample(sample_files, capsys):
     table = pd.DataFrame(out["models"]).set_index("model")
     assert set(table.index) == {"hybrid", "popularity", "item-kNN", "EASE"}
     assert out["protocol"]["test_customers"] > 500
-    # the goals; measured: hybrid NDCG@20 0.254, item-kNN 0.241, EASE 0.232, popularity 0.110
+    # the goals; measured: hybrid NDCG@20 0.258, item-kNN 0.241, EASE 0.232, popularity 0.110
     assert table.loc["hybrid", "ndcg@20"] >= 1.5 * table.loc["popularity", "ndcg@20"]
     assert table.loc["hybrid", "ndcg@20"] >= 1.05 * max(table.loc[["EASE", "item-kNN"], "ndcg@20"])
     assert out["protocol"]["hybrid_weights"]["tuned"]
@@ -109,6 +109,6 @@ def test_evaluate_on_full_online_retail(real_full_path, capsys):
     args = _parser().parse_args(["evaluate", str(real_full_path), "--holdout-weeks", "8", "--json"])
     assert args.func(args) == 0
     table = pd.DataFrame(json.loads(capsys.readouterr().out)["models"]).set_index("model")
-    # measured: hybrid 0.116, EASE 0.106, item-kNN 0.070, popularity 0.042
+    # measured: hybrid 0.118, EASE 0.106, item-kNN 0.070, popularity 0.042
     assert table.loc["hybrid", "ndcg@20"] >= 1.5 * table.loc["popularity", "ndcg@20"]
     assert table.loc["hybrid", "ndcg@20"] >= 1.05 * max(table.loc[["EASE", "item-kNN"], "ndcg@20"])

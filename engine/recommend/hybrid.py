@@ -36,6 +36,8 @@ rest, and picks the weights by coordinate ascent over ``WEIGHT_GRID`` on
 NDCG@20 of the products the validation customers bought for the first time;
 then it refits on the whole history with those weights. The evaluation's
 hold-out lies after all of this history, so it never informs the choice.
+Four weeks, the most recent ones, are most like the weeks ahead; of 4, 6 and 8
+weeks, 4 did best for the hybrid on both the sample market and Online Retail.
 """
 
 from __future__ import annotations
@@ -91,7 +93,7 @@ class PreferenceConfig:
     trend_half_life_days: float = 7.0
     text_neighbours: int = 20
     tune_weights: bool = True
-    validation_weeks: int = 8
+    validation_weeks: int = 4
     validation_customers: int = 1500
     temperature: float = 1.0
     exclude_seen: bool = True
