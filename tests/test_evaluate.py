@@ -79,7 +79,9 @@ def test_evaluate_cli_on_sample(sample_files, capsys):
     assert out["protocol"]["hybrid_weights"]["tuned"]
     cold = pd.DataFrame(out["cold_start"]).set_index("model")
     assert out["protocol"]["cold_simulated"]  # the sample sells every product from day one
-    assert cold.loc["hybrid (text)", "recall@20"] > cold.loc["popularity in category", "recall@20"]
+    assert out["protocol"]["cold_products"] >= 4 * 20  # candidates far outnumber K
+    # measured 0.64 vs 0.29; ranking by the true purchase probabilities gets 0.73
+    assert cold.loc["hybrid (text)", "recall@20"] >= 2 * cold.loc["popularity in category", "recall@20"]
 
 
 @pytest.mark.slow

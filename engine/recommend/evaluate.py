@@ -25,7 +25,14 @@ Protocol
   market sells its whole catalogue from day one), cold start is simulated:
   a seeded random ``cold_share`` of the products sold in the window lose all
   their training lines, and the hybrid is refitted without them for this
-  table only (``protocol["cold_simulated"]`` says which happened).
+  table only (``protocol["cold_simulated"]`` says which happened). The share
+  is 0.3 so that the candidates far outnumber K: with 10 % the sample market
+  had 29 cold products, and any ranking recalled 20 of 29.
+* How high cold-start recall can go: on the sample market a ranking by the
+  true purchase probabilities of each customer's true segment recalls 0.73
+  of the cold products bought (popularity in category: 0.29); on Online Retail
+  popularity in its text cluster already recalls 0.41 of 99 cold products, so
+  no ranking reaches 3x (recall is at most 1).
 """
 
 from __future__ import annotations
@@ -83,7 +90,7 @@ class EvaluationResult:
 
 
 def holdout_split(
-    dataset, holdout_weeks: int = 8, min_cold: int = 10, cold_share: float = 0.1, seed: int = 0,
+    dataset, holdout_weeks: int = 8, min_cold: int = 10, cold_share: float = 0.3, seed: int = 0,
     with_cold: bool = True,
 ) -> HoldoutSplit:
     """Split the order lines at ``holdout_weeks`` weeks before the last order
