@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from engine import columns as C
+from engine.device import cpu_has_native_bf16
 from engine.encoder import (
     EmbeddingCache,
     Encoder,
@@ -26,7 +27,9 @@ from engine.encoder import (
 from engine.encoder import model as encoder_model
 from engine.encoder.cache import cache_key
 
-CPU = EncoderConfig(device="cpu")
+# fp32: the reference the exactness tests compare batches and caches against; the
+# default ("auto") may run bf16 on a CPU with bf16 instructions
+CPU = EncoderConfig(device="cpu", precision="fp32")
 
 TEXTS = [
     "espresso coffee beans, dark roast",
@@ -85,7 +88,7 @@ def test_order_restored_when_shuffled(encoder, vectors):
 
 def test_equal_texts_equal_vectors_across_batches():
     # batch size 2 puts the copies of one text in different, differently padded batches
-    enc = Encoder(EncoderConfig(device="cpu", batch_size=2))
+    enc = Encoder(EncoderConfig(device="cpu", batch_size=2, precision="fp32"))
     texts = ["garden hose 20 m", "x " * 40, "garden hose 20 m", "tea", "garden hose 20 m"]
     v = enc.encode(texts)
     np.testing.assert_allclose(v[0], v[2], atol=1e-5)
@@ -285,9 +288,13 @@ def test_half_precision_agreement_logic():
     assert not ok
 
 
-def test_auto_precision_on_cpu_is_fp32(encoder):
-    encoder.encode(["tea"])
-    assert encoder.dtype_ == torch.float32
+def test_auto_precision_on_cpu_is_bf16_only_with_native_support(vectors):
+    """bf16 where the CPU has bf16 instructions (and it agrees with fp32), else fp32;
+    either way the vectors match fp32 in any batching."""
+    auto = Encoder(EncoderConfig(device="cpu", batch_size=3))
+    v = auto.encode(TEXTS)
+    assert auto.dtype_ == (torch.bfloat16 if cpu_has_native_bf16() else torch.float32)
+    assert (v * vectors).sum(axis=1).min() >= 0.999
 
 
 def test_half_falls_back_to_fp32_when_it_disagrees(monkeypatch, caplog):

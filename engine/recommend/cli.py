@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 from pathlib import Path
 
@@ -41,14 +40,6 @@ def register(subparsers) -> None:
     r.set_defaults(func=run_recommend)
 
 
-def embeddings_cache_dir() -> Path:
-    """``$ENGINE_WORKSPACE/embeddings``, else the user cache dir."""
-    if os.environ.get("ENGINE_WORKSPACE"):
-        return Path(os.environ["ENGINE_WORKSPACE"]) / "embeddings"
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "engine" / "embeddings"
-
-
 def _load(files: list[str]):
     """Dataset and embeddings, or an error message for exit status 2."""
     from engine.data import load_files
@@ -61,7 +52,10 @@ def _load(files: list[str]):
         dataset = load_files(files).dataset
     except DataValidationError as exc:
         return None, None, f"cannot load the files:\n{exc}"
-    emb = encode_products(dataset.products, cache_dir=embeddings_cache_dir())
+    from engine.workspace import Workspace
+
+    # the workspace's cache, shared with `run` and the dashboard
+    emb = encode_products(dataset.products, cache_dir=Workspace().embeddings_dir)
     return dataset, emb, None
 
 
