@@ -29,6 +29,11 @@ left, right = st.columns([1, 2])
 left.plotly_chart(up.segment_sizes_figure(prefs.segment_sizes()), key="prefs_sizes")
 right.plotly_chart(up.category_heatmap(prefs.category_affinity), key="prefs_heatmap")
 
+st.subheader("How recommendations are scored for this shop")
+weights, weights_note = up.weights_table(prefs.model)
+st.dataframe(weights, hide_index=True, key="prefs_weights")
+st.caption(weights_note)
+
 st.subheader("A customer")
 shown_ids = ws.pseudonymise(dataset.customer_ids)
 pick = st.selectbox("Customer", np.arange(dataset.n_customers),
@@ -60,4 +65,9 @@ if st.button("Evaluate", key="prefs_evaluate_widget") or st.session_state.get("p
     st.dataframe(table, hide_index=True, key="prefs_eval_table")
     st.caption("Cold start (products new in the hold-out window)")
     st.dataframe(cold, hide_index=True)
-    st.caption(f"Protocol: {protocol}")
+    st.caption(
+        f"Trained on orders before {protocol['cut']}: {protocol['test_customers']} customers "
+        f"bought products new to them afterwards; {protocol['cold_products']} products "
+        + ("were hidden from training to test cold start." if protocol["cold_simulated"]
+           else "sold for the first time in the hold-out.")
+    )

@@ -14,7 +14,7 @@ APP = Path(__file__).resolve().parents[1] / "app.py"
 def page(tmp_path, monkeypatch) -> AppTest:
     monkeypatch.setenv("ENGINE_WORKSPACE", str(tmp_path))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    at = AppTest.from_file(str(APP), default_timeout=120).run()
+    at = AppTest.from_file(str(APP), default_timeout=30).run()
     at.switch_page("pages/2_preferences.py").run()
     assert not at.exception, [e.value for e in at.exception]
     return at
@@ -28,6 +28,9 @@ def test_preferences_page_renders_and_k_slider_changes_segments(page):
     assert any("prefs_heatmap" in c for c in charts) and any("prefs_sizes" in c for c in charts)
     segments = next(m for m in at.metric if m.label == "Segments")
     assert segments.value == "5"  # the sample's suggested k
+    weights = next(d for d in at.dataframe if "what it rewards" in d.value.columns).value
+    assert weights.set_index("part").loc["segment", "weight"] > 0  # the sample buys by segment
+    assert any("NDCG@20" in c.value for c in at.caption)
     recs = next(d for d in at.dataframe if "reason" in d.value.columns).value
     assert len(recs) == 10 and recs["reason"].str.contains("similar to").all()
     at.slider(key="prefs_k_widget").set_value(3).run()
@@ -37,3 +40,4 @@ def test_preferences_page_renders_and_k_slider_changes_segments(page):
     assert not at.exception
     table = next(d for d in at.dataframe if "model" in d.value.columns).value
     assert set(table["model"]) >= {"hybrid", "popularity", "item-kNN", "EASE"}
+    assert any("hidden from training to test cold start" in c.value for c in at.caption)

@@ -56,6 +56,35 @@ def config_with_k(k: int | None) -> PreferenceConfig:
     return dataclasses.replace(PreferenceConfig(), n_segments=k)
 
 
+PART_MEANING = {
+    "w_collab": "bought with what the customer bought (EASE / item-kNN)",
+    "w_ease": "share of EASE in that part (the rest item-kNN)",
+    "w_trend": "selling now (orders of the last weeks)",
+    "w_segment": "bought by the customer's segment",
+    "w_transfer": "reads like products the customer's history points to",
+    "w_content": "reads like what the customer bought",
+    "w_popularity": "popular with everyone",
+}
+
+
+def weights_table(model) -> tuple[pd.DataFrame, str]:
+    """The hybrid's weights in use with what each part means, and how they were chosen."""
+    cfg, tuning = model.config_, model.tuning_
+    table = pd.DataFrame({
+        "part": [name.removeprefix("w_") for name in PART_MEANING],
+        "weight": [getattr(cfg, name) for name in PART_MEANING],
+        "what it rewards": list(PART_MEANING.values()),
+    })
+    if tuning.get("tuned"):
+        note = (f"Chosen on the last {tuning['validation_weeks']} weeks of history "
+                f"({tuning['validation_customers']} customers): NDCG@20 "
+                f"{tuning['ndcg@20_start']:.3f} with the starting weights, "
+                f"{tuning['ndcg@20_chosen']:.3f} with these.")
+    else:
+        note = f"Starting weights, not tuned: {tuning.get('reason', '')}."
+    return table, note
+
+
 def customer_view(prefs: Preferences, dataset: Dataset, emb: np.ndarray, customer: int, k: int = 10):
     """(history, recommendations) frames of one customer (index)."""
     row = prefs.model.X_[customer]
