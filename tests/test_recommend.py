@@ -233,3 +233,28 @@ def test_fast_scoring_equals_the_sum_of_parts(sample, prefs):
     rows = model.X_[idx]
     expected = combine(model.parts(rows, customers=idx), model.config_)
     np.testing.assert_allclose(model.score(idx), expected.numpy(), rtol=1e-4, atol=1e-4)
+
+
+def test_reasons_name_the_strongest_past_purchase(sample, prefs):
+    """Each reason names the bought product with the largest history weight ×
+    (EASE weight + item-kNN similarity), and the bought product that reads most alike,
+    recomputed here one recommendation at a time."""
+    ds, emb, _, _ = sample
+    model, names = prefs.model, ds.products[C.NAME].astype(str).to_numpy()
+    customers = np.arange(0, ds.n_customers, 97)
+    recs = recommend_top_k(prefs, ds, emb, k=3, customers=customers)
+    ease = np.zeros((ds.n_products, ds.n_products), np.float32)
+    ease[np.ix_(model.ease_.items_, model.ease_.items_)] = model.ease_.weights_.numpy()
+    weight = ease + model.knn_.similarity_.toarray()
+    for (cid, p), reason in zip(recs[[C.CUSTOMER_ID, C.PRODUCT_ID]].itertuples(index=False),
+                                recs["reason"], strict=True):
+        row = model.X_[ds.customer_index([cid])[0]]
+        bought, h = row.indices, row.data
+        p = ds.product_index([p])[0]
+        collab = h * weight[bought, p]
+        if (collab > 0).any():
+            driver = bought[np.lexsort((bought, -collab))[0]]
+            assert reason.startswith(f"Bought with {names[driver]} (lift")
+        text = emb[bought] @ emb[p]
+        alike = bought[np.lexsort((bought, -text))[0]]
+        assert f"similar to {names[alike]} (text {text.max():.2f})" in reason

@@ -74,6 +74,14 @@ class CoPurchaseStats:
         order = np.lexsort((j, i, -c, -lift))[:n]
         return np.stack([i[order], j[order]], axis=1)
 
+    def lift_pairs(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """Shrunk lift of each pair (rows[i], cols[i]) (1 where they are the same product)."""
+        rows, cols = np.asarray(rows, np.int64), np.asarray(cols, np.int64)
+        count = np.asarray(self.counts[rows, cols], dtype=np.float64).ravel()
+        expected = self.item_counts[rows] * self.item_counts[cols] / max(self.n_orders, 1)
+        lift = (count + self.shrinkage) / (expected + self.shrinkage)
+        return np.where(rows == cols, 1.0, lift)
+
     def pair_lift(self, i: int, j: int) -> float:
         return float(self.lift_block(np.array([i]), np.array([j]))[0, 0])
 
