@@ -145,13 +145,18 @@ def ranking_metrics(top: np.ndarray, targets: list[np.ndarray], k: int) -> tuple
     """Mean Recall@k and NDCG@k of ranked lists ``top`` (n × ≥k) against target sets."""
     if len(targets) == 0:
         return float("nan"), float("nan")
+    top = np.asarray(top)[:, :k]
+    n, width = top.shape
+    # one membership test for every (row, product) pair at once: codes row · P + product
+    span = int(max(top.max(initial=0), max((t.max(initial=0) for t in targets), default=0))) + 1
+    sizes = np.array([len(t) for t in targets])
+    codes = np.repeat(np.arange(n), sizes) * span + np.concatenate(targets).astype(np.int64)
+    hit = np.isin(np.arange(n)[:, None] * span + top, codes)
     discount = 1.0 / np.log2(np.arange(2, k + 2))
-    recall, ndcg = np.zeros(len(targets)), np.zeros(len(targets))
-    for i, target in enumerate(targets):
-        hit = np.isin(top[i, :k], target)
-        n_ideal = min(k, len(target))
-        recall[i] = hit.sum() / n_ideal
-        ndcg[i] = (discount[: len(hit)] * hit).sum() / discount[:n_ideal].sum()
+    n_ideal = np.minimum(k, sizes)
+    ideal = np.concatenate([[0.0], np.cumsum(discount)])[n_ideal]
+    recall = hit.sum(axis=1) / n_ideal
+    ndcg = (hit * discount[:width]).sum(axis=1) / ideal
     return float(recall.mean()), float(ndcg.mean())
 
 

@@ -291,15 +291,13 @@ class HybridModel(Recommender):
 
 
 def combine(parts: dict[str, torch.Tensor], config: PreferenceConfig) -> torch.Tensor:
-    """s(u, p): the weighted sum of the standardised parts."""
-    return (
-        config.w_collab * parts["collab"]
-        + config.w_trend * parts["trend"]
-        + config.w_segment * parts["segment"]
-        + config.w_transfer * parts["transfer"]
-        + config.w_content * parts["content"]
-        + config.w_popularity * parts["popularity"]
-    )
+    """s(u, p): the weighted sum of the standardised parts (a new tensor)."""
+    score = parts["collab"] * config.w_collab
+    for name in ("trend", "segment", "transfer", "content", "popularity"):
+        weight = getattr(config, f"w_{name}")
+        if weight:
+            score.add_(parts[name], alpha=weight)
+    return score
 
 
 def tune_weights(
@@ -329,7 +327,7 @@ def tune_weights(
 
         k = int(np.max(segments)) + 1
         inner_segments = customer_segments(
-            split.train, embeddings, replace(config, n_segments=k), seed
+            split.train, embeddings, replace(config, n_segments=k), seed, suggest=False
         )[0]
     fixed = replace(config, tune_weights=False)
     model = HybridModel(fixed).fit(split.train, embeddings, inner_segments)
@@ -357,6 +355,8 @@ def tune_weights(
             if name == "w_segment" and segments is None:
                 continue
             for value in grid:
+                if value == getattr(best, name):
+                    continue
                 trial = replace(best, **{name: value})
                 score = ndcg(trial)
                 if score > best_score + 1e-6:

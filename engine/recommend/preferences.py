@@ -104,13 +104,18 @@ def segment_customers(rep: np.ndarray, k: int, seed: int = 0) -> tuple[np.ndarra
 
 
 def customer_segments(
-    dataset, embeddings: np.ndarray, config: PreferenceConfig, seed: int = 0
+    dataset, embeddings: np.ndarray, config: PreferenceConfig, seed: int = 0,
+    suggest: bool = True,
 ) -> tuple[np.ndarray, np.ndarray, int, dict]:
     """(labels, centroids, suggested k, silhouette scores): k-means on the customer
-    representation, k from ``config.n_segments`` or else the silhouette's choice."""
+    representation, k from ``config.n_segments`` or else the silhouette's choice.
+    ``suggest=False`` with ``n_segments`` set skips the silhouette search (no scores)."""
     rep = customer_representation(
         dataset, embeddings, config.half_life_days, config.svd_components, seed
     )
+    if not suggest and config.n_segments:
+        labels, centroids = segment_customers(rep, config.n_segments, seed)
+        return labels, centroids, config.n_segments, {}
     suggested, scores = suggest_k(rep, config.k_range, seed)
     labels, centroids = segment_customers(rep, config.n_segments or suggested, seed)
     return labels, centroids, suggested, scores
