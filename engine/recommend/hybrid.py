@@ -210,36 +210,45 @@ class HybridModel(Recommender):
         return self._score(rows, customers=idx)
 
     def parts(self, rows: sp.csr_matrix, profiles: np.ndarray | None = None,
-              customers: np.ndarray | None = None, w_ease: float | None = None) -> dict[str, torch.Tensor]:
+              customers: np.ndarray | None = None) -> dict[str, torch.Tensor]:
         """The standardised parts of the score for the given history rows.
 
-        ``customers`` (indices of the rows' customers) picks their segments;
-        ``w_ease`` overrides the EASE / item-kNN mix (the tuning tries several).
+        ``customers`` (indices of the rows' customers) picks their segments.
         """
+        return self.parts_by_mix(rows, profiles, customers, (self.config_.w_ease,))[
+            self.config_.w_ease
+        ]
+
+    def parts_by_mix(self, rows: sp.csr_matrix, profiles: np.ndarray | None,
+                     customers: np.ndarray | None, mixes) -> dict[float, dict[str, torch.Tensor]]:
+        """``parts`` for each EASE / item-kNN mix in ``mixes`` (the tuning tries several);
+        the models score once, only the mix and the transfer are redone per mix."""
         self._check_fitted()
         if profiles is None:
             profiles = content_profiles(rows, self.embeddings_)
-        w_ease = self.config_.w_ease if w_ease is None else w_ease
         dev = self.device_
         emb = torch.as_tensor(self.embeddings_, device=dev)
         prof = torch.as_tensor(profiles, device=dev)
         binary = _binary(rows)
-        collab = w_ease * standardise(self.ease_._score(binary))
-        collab += (1.0 - w_ease) * standardise(self.knn_._score(binary))
-        transfer = torch.sparse.mm(self._transfer, collab.T.contiguous()).T
+        ease = standardise_(self.ease_._score(binary))
+        knn = standardise_(self.knn_._score(binary)) if any(w < 1 for w in mixes) else ease
         n = rows.shape[0]
         segment = torch.zeros(1, rows.shape[1], device=dev)
         if self.segment_rate_ is not None and customers is not None:
             rate = torch.as_tensor(self.segment_rate_, device=dev)
             segment = standardise(rate)[torch.as_tensor(self.segments_[customers], device=dev)]
-        return {
-            "collab": collab,
+        shared = {
             "trend": torch.as_tensor(self.trend_, device=dev).expand(n, -1),
             "segment": segment.expand(n, -1),
-            "transfer": standardise(transfer),
-            "content": standardise(prof @ emb.T),
+            "content": standardise_(prof @ emb.T),
             "popularity": torch.as_tensor(self.popularity_, device=dev).expand(n, -1),
         }
+        out = {}
+        for w in mixes:
+            collab = ease * w + knn * (1.0 - w)
+            transfer = torch.sparse.mm(self._transfer, collab.T.contiguous()).T
+            out[w] = {"collab": collab, "transfer": standardise_(transfer.contiguous()), **shared}
+        return out
 
     def _score(self, rows: sp.csr_matrix, profiles: np.ndarray | None = None,
                customers: np.ndarray | None = None) -> torch.Tensor:
@@ -338,7 +347,7 @@ def tune_weights(
     cust, targets = split.test_customers[pick], [split.targets[i] for i in pick]
     rows = model.X_[cust]
     profiles = content_profiles(rows, model.embeddings_)
-    parts = {w: model.parts(rows, profiles, cust, w_ease=w) for w in WEIGHT_GRID["w_ease"]}
+    parts = model.parts_by_mix(rows, profiles, cust, WEIGHT_GRID["w_ease"])
     seen = rows
 
     def ndcg(cfg: PreferenceConfig) -> float:
