@@ -42,9 +42,11 @@ def _per_visitor(choices: Choices, prices: np.ndarray, cols: slice) -> dict[str,
     }
 
 
-def _weighted(values: np.ndarray, weights: np.ndarray) -> tuple[float, float]:
-    """Mean and variance per visitor of a (B, n) array, rows weighted by ``weights``."""
-    w = weights / weights.sum()
+def _weighted(values: np.ndarray, weights: np.ndarray, audience: np.ndarray) -> tuple[float, float]:
+    """Mean and variance per visitor of a (B, n) array, rows weighted by ``weights``;
+    row b's simulated visitors stand for a share ``audience[b]`` of its segment, the
+    rest of which buys nothing from the bundle's products (0)."""
+    w = weights / weights.sum() * audience
     mean = float((w * values.mean(axis=1)).sum())
     second = float((w * (values**2).mean(axis=1)).sum())
     return mean, max(second - mean**2, 0.0)
@@ -70,8 +72,8 @@ def ab_test(
     z = norm.ppf(1 - alpha / 2)
     rows = []
     for metric in ("revenue", "profit"):
-        mc, vc = _weighted(arms["control"][metric], weights)
-        mt, vt = _weighted(arms["treatment"][metric], weights)
+        mc, vc = _weighted(arms["control"][metric], weights, choices.audience_share)
+        mt, vt = _weighted(arms["treatment"][metric], weights, choices.audience_share)
         # the arms' visitors: `half` per bundle, spread over the bundles
         m = half * len(weights)
         diff, se_diff = mt - mc, math.sqrt(vc / m + vt / m)

@@ -224,7 +224,7 @@ def _within_spread(curves, group, lo, hi, config: PricingConfig) -> np.ndarray:
 
 def _result(b, curve, price, feasible, binding, choices: Choices, config) -> PriceResult:
     buyers = int(curve.buyers([price])[0])
-    size = choices.segment_size[b]
+    size = choices.reach[b]
     if not feasible:
         converged = False
         message = (
@@ -246,7 +246,7 @@ def _result(b, curve, price, feasible, binding, choices: Choices, config) -> Pri
         segment=int(choices.segments[b]),
         price=float(price),
         profit=float(curve([price])[0] * size),
-        take_rate=buyers / curve.n,
+        take_rate=buyers / curve.n * choices.audience_share[b],
         converged=converged,
         message=message,
         binding=binding,

@@ -80,6 +80,7 @@ def price_curve(choices: Choices, bundle: int, n_points: int = 80) -> pd.DataFra
         list_total=choices.list_total[[bundle]],
         segments=choices.segments[[bundle]],
         segment_size=choices.segment_size[[bundle]],
+        audience=None if choices.audience is None else choices.audience[[bundle]],
     )
     grid = np.linspace(0.4, 1.0, n_points) * one.list_total[0]
     rows = [evaluate(one, np.array([p])).per_bundle.iloc[0] for p in grid]

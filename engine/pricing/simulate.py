@@ -1,14 +1,24 @@
 """Vectorised Monte-Carlo market for mixed bundling.
 
-Each bundle is offered to the simulated visitors of its segment. A visitor has
-a lognormal willingness to pay per product, w_i = exp(mu_si + sigma_i * eps_i),
-and takes the option with the largest surplus among: nothing, any single
-product of the bundle, all of them bought separately, and the bundle (worth
+Each bundle is offered to the simulated visitors of its segment. A visitor is
+in the market for product i with probability ``interest[s, i]`` (independently
+across products) and then values it at w_i = exp(mu_si + sigma_i * eps_i),
+lognormal; a product they are not in the market for is worth 0 to them. They
+take the option with the largest surplus among: nothing, any single product of
+the bundle, all of them bought separately, and the bundle (worth
 (1 + synergy) * sum w_i). Ties go to the bundle.
 
-The standard normal draws depend only on (seed, n_customers, n_bundles,
-max bundle size), are drawn once and reused for every price (common random
-numbers), so a slider move changes profit smoothly and never by new noise.
+Most visitors of a shop want none of a given bundle's products, so only the
+bundle's *audience* is simulated: visitors in the market for at least one of
+its products, a share 1 − Π(1 − interest_i) of the segment. They are drawn
+exactly from the interest model given that condition (the first product of
+interest, then the others independently), and every per-visitor outcome is
+scaled by the audience share. Without ``interest`` every visitor wants every
+product and the audience is the whole segment.
+
+The draws depend only on (seed, n_customers, n_bundles, max bundle size), are
+drawn once and reused for every price (common random numbers), so a slider
+move changes profit smoothly and never by new noise.
 """
 
 from __future__ import annotations
@@ -33,6 +43,8 @@ class Market:
     list_price, cost : (P,) per product.
     segment_size : (S,) visitors per period in each segment (the segment mix);
         units, revenue and profit are per period = per-visitor mean × size.
+    interest : (S, P) probability that a visitor of the segment is in the market
+        for the product at all; None: every visitor is.
     """
 
     mu: np.ndarray
@@ -40,6 +52,7 @@ class Market:
     list_price: np.ndarray
     cost: np.ndarray
     segment_size: np.ndarray
+    interest: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         s, p = np.shape(self.mu)
@@ -48,6 +61,11 @@ class Market:
                 raise ValueError(f"{name} must have shape ({p},) to match mu {np.shape(self.mu)}")
         if np.shape(self.segment_size) != (s,):
             raise ValueError(f"segment_size must have shape ({s},) to match mu {np.shape(self.mu)}")
+        if self.interest is not None:
+            if np.shape(self.interest) != (s, p):
+                raise ValueError(f"interest must have shape ({s}, {p}) to match mu")
+            if not ((np.asarray(self.interest) >= 0) & (np.asarray(self.interest) <= 1)).all():
+                raise ValueError("interest must be a probability in [0, 1]")
 
     @property
     def n_segments(self) -> int:
@@ -56,7 +74,7 @@ class Market:
     def with_segment_mix(self, mix: Sequence[float], visitors: float) -> Market:
         """Same market with ``visitors`` per period split by ``mix`` (normalised)."""
         mix = np.asarray(mix, float)
-        return Market(self.mu, self.sigma, self.list_price, self.cost, visitors * mix / mix.sum())
+        return replace(self, segment_size=visitors * mix / mix.sum())
 
 
 @functools.lru_cache(maxsize=4)
@@ -66,6 +84,37 @@ def standard_draws(seed: int, n_customers: int, n_bundles: int, size: int) -> np
     eps = rng.standard_normal((n_bundles, size, n_customers), dtype=np.float32)
     eps.setflags(write=False)
     return eps
+
+
+@functools.lru_cache(maxsize=4)
+def uniform_draws(seed: int, n_customers: int, n_bundles: int, size: int) -> np.ndarray:
+    """(n_bundles, size + 1, n_customers) float32 uniforms for the interest draws
+    (a stream of their own, so adding interest leaves the WTP draws as they were)."""
+    rng = np.random.default_rng([int(seed), 1])
+    u = rng.random((n_bundles, size + 1, n_customers), dtype=np.float32)
+    u.setflags(write=False)
+    return u
+
+
+def audience_draws(q: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Who wants which product, given that they want at least one.
+
+    q : (B, K) interest per bundle slot (0 in padded slots); u : (B, K + 1, n).
+    Returns (wants (B, K, n) bool, audience (B,) = 1 − Π(1 − q)). The first
+    product of interest J has P(J = j | any) = q_j Π_{k<j}(1 − q_k) / audience;
+    products after J are wanted independently with their own q.
+    """
+    q = np.asarray(q, np.float64)
+    none_upto = np.cumprod(1.0 - q, axis=1)  # P(no interest in slots 0..j)
+    audience = 1.0 - none_upto[:, -1]
+    safe = np.where(audience > 0, audience, 1.0)[:, None]
+    first_cdf = ((1.0 - none_upto) / safe).astype(np.float32)  # P(J <= j | any)
+    first_cdf[:, -1] = 1.0
+    first = (u[:, :1, :] >= first_cdf[:, :, None]).sum(axis=1)  # (B, n): index J
+    k = np.arange(q.shape[1])[None, :, None]
+    later = u[:, 1:, :] < q.astype(np.float32)[:, :, None]
+    wants = (k == first[:, None, :]) | ((k > first[:, None, :]) & later)
+    return wants, audience
 
 
 @dataclass(frozen=True)
@@ -90,6 +139,17 @@ class Choices:
     list_total: np.ndarray  # (B,)
     segments: np.ndarray  # (B,)
     segment_size: np.ndarray  # (B,) visitors of the bundle's segment
+    audience: np.ndarray | None = None  # (B,) share of the segment simulated; None: all
+
+    @property
+    def reach(self) -> np.ndarray:
+        """(B,) visitors per period the simulated visitors stand for."""
+        share = 1.0 if self.audience is None else self.audience
+        return self.segment_size * share
+
+    @property
+    def audience_share(self) -> np.ndarray:
+        return np.ones(len(self.segments)) if self.audience is None else self.audience
 
     @property
     def worth(self) -> np.ndarray:
@@ -147,6 +207,10 @@ def prepare_choices(
     p = np.where(mask, prices[items], 0.0).astype(np.float32)
     c = np.where(mask, market.cost[items], 0.0).astype(np.float32)
     syn = np.broadcast_to(np.asarray(synergy, np.float32), (b,))
+    wants, audience = None, None
+    if market.interest is not None:
+        q = np.where(mask, np.asarray(market.interest)[seg[:, None], items], 0.0)
+        wants, audience = audience_draws(q, uniform_draws(int(seed), int(n_customers), b, size))
 
     out = {
         name: np.empty((b, n_customers), np.float32)
@@ -155,7 +219,8 @@ def prepare_choices(
     # a few bundles at a time keeps the working arrays in cache
     for start in range(0, b, _CHUNK):
         rows = slice(start, min(start + _CHUNK, b))
-        _alternatives(eps[rows], mu[rows], sig[rows], p[rows], c[rows], mask[rows], out, rows)
+        _alternatives(eps[rows], mu[rows], sig[rows], p[rows], c[rows], mask[rows], out, rows,
+                      None if wants is None else wants[rows])
     sum_w = out["sum_w"]
     alt, alt_revenue = out["alt"], out["alt_revenue"]
     alt_profit, alt_units = out["alt_profit"], out["alt_units"]
@@ -170,14 +235,16 @@ def prepare_choices(
         list_total=(market.list_price[items] * mask).sum(axis=1),
         segments=seg,
         segment_size=np.asarray(market.segment_size, float)[seg],
+        audience=audience,
     )
 
 
 _CHUNK = 4
 
 
-def _alternatives(eps, mu, sig, p, c, mask, out, rows) -> None:
-    """Worth of the parts and the best option without the bundle, for a few bundles."""
+def _alternatives(eps, mu, sig, p, c, mask, out, rows, wants=None) -> None:
+    """Worth of the parts and the best option without the bundle, for a few bundles;
+    ``wants`` (bundles, K, n): products a visitor is in the market for (else worth 0)."""
     shape = (eps.shape[0], eps.shape[2])
     # one (bundles, n) slice per slot keeps every operation contiguous
     sum_w = np.zeros(shape, np.float32)
@@ -190,6 +257,8 @@ def _alternatives(eps, mu, sig, p, c, mask, out, rows) -> None:
         np.multiply(eps[:, k, :], sig[:, k, None], out=w)
         w += mu[:, k, None]
         np.exp(w, out=w)
+        if wants is not None:
+            w *= wants[:, k, :]
         sum_w += w
         w -= p[:, k, None]  # surplus of buying product k alone
         np.greater(w, best, out=better)
@@ -259,12 +328,13 @@ def evaluate(choices: Choices, prices: np.ndarray) -> SimulationResult:
         for name, v in per_visitor.items():
             sums[name][:, r] = _mean_se(v)
     rate_se = np.sqrt(rate * (1 - rate) / n)
-    size = choices.segment_size
+    size = choices.reach  # per simulated visitor -> per period
+    share = choices.audience_share  # per simulated visitor -> per visitor of the segment
     out = {
         "segment": choices.segments,
         "bundle_price": p[:, 0].astype(float),
-        "take_rate": rate,
-        "take_rate_se": rate_se,
+        "take_rate": rate * share,
+        "take_rate_se": rate_se * share,
         "units": rate * size,
         "units_se": rate_se * size,
     }
