@@ -50,8 +50,10 @@ def escape_frame(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _reason(result: PriceResult, discount_pct: float) -> str:
+    held = ("held at the list total" if discount_pct < 0.05
+            else "only what the price ending takes off (the highest allowed price under it)")
     bound = {
-        "list_total": "held at the list total: a discount would lose more margin than it wins",
+        "list_total": f"{held}: a deeper discount would lose more margin than it wins",
         "max_discount": "at the largest discount allowed",
         "margin_floor": "at the margin floor",
         "segment_spread": "moved to keep segment prices within the allowed spread",

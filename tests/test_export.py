@@ -149,3 +149,16 @@ def test_no_exported_cell_starts_like_a_formula(texts):
     back = pd.read_csv(io.BytesIO(to_csv_bytes(frame)), keep_default_na=False, dtype={"text": str})
     for cell in back["text"]:
         assert not str(cell).startswith(FORMULA_STARTS)
+
+
+def test_reason_says_what_held_the_price():
+    """A bundle priced at the highest .99 under its list total is not 'held at the list
+    total': the reason says the price ending took the discount off."""
+    from engine.export import _reason
+    from engine.pricing.optimise import PriceResult
+
+    at_top = PriceResult(bundle=0, segment=0, price=0.99, profit=1.0, take_rate=0.1,
+                         converged=True, message="", binding="list_total")
+    assert "price ending" in _reason(at_top, 10.0)
+    assert "held at the list total" not in _reason(at_top, 10.0)
+    assert "held at the list total" in _reason(at_top, 0.0)
