@@ -22,8 +22,11 @@ def _market(seed: int = 0, n_products: int = 300, n_segments: int = 5) -> Market
     rng = np.random.default_rng(seed)
     price = rng.uniform(3, 60, n_products).round(2)
     mu = np.log(price)[None, :] + rng.normal(-0.2, 0.4, (n_segments, n_products))
+    # interest shares as calibrated on real shops: most visitors want few products
+    interest = rng.uniform(0.01, 0.3, (n_segments, n_products))
     return Market(
-        mu, rng.uniform(0.25, 0.6, n_products), price, price * 0.5, np.full(n_segments, 400.0)
+        mu, rng.uniform(0.25, 0.6, n_products), price, price * 0.5, np.full(n_segments, 400.0),
+        interest=interest,
     )
 
 
