@@ -3,6 +3,7 @@ frequent-itemset baseline and hold-out evaluation."""
 
 from engine.bundles.beam import BeamConfig, beam_search, bundles_frame, check_bundle
 from engine.bundles.exhaustive import exhaustive_search
+from engine.bundles.holdout import HoldoutScores, order_segments, score_recommendations
 from engine.bundles.itemsets import Itemset, evaluate_bundles, frequent_itemsets
 from engine.bundles.objective import Bundle, BundleInputs, ObjectiveWeights, score_bundle
 
@@ -10,6 +11,7 @@ __all__ = [
     "BeamConfig",
     "Bundle",
     "BundleInputs",
+    "HoldoutScores",
     "Itemset",
     "ObjectiveWeights",
     "beam_search",
@@ -18,5 +20,7 @@ __all__ = [
     "evaluate_bundles",
     "exhaustive_search",
     "frequent_itemsets",
+    "order_segments",
     "score_bundle",
+    "score_recommendations",
 ]
