@@ -208,6 +208,8 @@ class EASE(Recommender):
         return self
 
     def _score(self, rows: sp.csr_matrix) -> torch.Tensor:
+        if len(self.items_) == self.X_.shape[1]:  # every product has weights: no scatter
+            return self._dense(rows) @ self.weights_
         out = torch.zeros(rows.shape[0], self.X_.shape[1], device=self.device_)
         if len(self.items_):
             sub = self._dense(rows[:, self.items_])
