@@ -12,6 +12,7 @@ from engine.bundles.holdout import (
     order_segments,
     orders_covered,
     score_recommendations,
+    together_rate,
 )
 
 # five hold-out orders over products 0..4
@@ -53,6 +54,19 @@ def test_bought_by_segment_of_a_segment_without_hold_out_orders_is_false():
     assert bought_by_segment(BASKETS, SEGMENT, [(7, (0, 1))]).tolist() == [False]
 
 
+def test_together_rate_is_the_share_of_the_segments_orders_holding_the_whole_bundle():
+    recs = [
+        (0, (0, 1)),  # segment 0 placed orders 0 and 1; order 0 holds both: 1/2
+        (1, (2, 4)),  # segment 1 placed orders 2 and 3; order 3 holds both: 1/2
+        (1, (0, 2)),  # never in one order of segment 1: 0
+        (0, (3,)),  # a single product: order 1 holds it: 1/2
+        (5, (0, 1)),  # a segment without hold-out orders: 0
+    ]
+    assert together_rate(BASKETS, SEGMENT, recs).tolist() == pytest.approx(
+        [0.5, 0.5, 0.0, 0.5, 0.0]
+    )
+
+
 def test_bought_anywhere_ignores_segments():
     got = bought_anywhere(BASKETS, [(3, 4), (0, 2), (0, 3), (0, 1, 2)])
     assert got.tolist() == [True, True, False, True]
@@ -80,6 +94,8 @@ def test_score_recommendations_reports_all_three_and_counts_distinct_bundles():
     assert scores.n_recommendations == 4
     assert scores.n_distinct == 3  # (0, 1) shown to both segments counts once
     assert scores.bought_by_segment == pytest.approx(3 / 4)  # (3, 4) only by the new customer
+    # (0,1) in 1 of segment 0's 2 orders, (0,1) and (2,4) each in 1 of segment 1's 2, (3,4) in none
+    assert scores.together_rate == pytest.approx((0.5 + 0.5 + 0.5 + 0.0) / 4)
     assert scores.bought_anywhere == 1.0  # every distinct bundle turns up somewhere
     # orders 0, 2 and 3 covered; order 1 (only product 3) not; order 4 not counted
     assert scores.orders_covered == pytest.approx(3 / 4)
