@@ -1,6 +1,6 @@
-"""Bundles: beam-searched bundles per segment, with the search settings in one
-form, a card per bundle, the co-purchase network of a chosen bundle, and
-bundles for one chosen customer."""
+"""Bundles: beam-searched bundles per segment, ranked by the profit each adds at
+its optimised price, with the search settings in one form, a card per bundle,
+the co-purchase network of a chosen bundle, and bundles for one chosen customer."""
 
 import streamlit as st
 
@@ -18,7 +18,9 @@ SHOWN = "bundles_shown"
 st.title("Bundles")
 st.caption(
     "Bundles per customer segment, grown one product at a time by beam search: products the "
-    "segment likes, bought together more often than chance, never two substitutes."
+    "segment likes, bought together more often than chance, never two substitutes. The final "
+    "ranking adds the profit per visitor each bundle earns at its optimised price (the Pricing "
+    "page's demand model)."
 )
 
 name, dataset, folder = state.require_dataset()
@@ -92,7 +94,10 @@ def card(i: int, b) -> None:
         st.markdown(f"**Bundle {i}** · {' + '.join(b.names)}")
         c1, c2, c3 = st.columns([1, 1, 2])
         c1.metric("List total", f"{b.list_total:,.2f}")
-        c2.metric("Score", f"{b.total:.3f}")
+        c1.metric("Profit per visitor", f"{ub.profit_per_visitor(b, inputs):,.3f}",
+                  help="What offering the bundle at its optimised price adds to the profit "
+                  "of the singles, per visitor of the segment (simulated)")
+        c2.metric("Score", f"{b.total:.3f}", help="Weighted sum of the terms; the ranking")
         c3.dataframe(ub.terms_frame(b), hide_index=True, width="stretch",
                      column_config={"value": st.column_config.NumberColumn(format="%.3f")})
         st.caption(b.reason)
@@ -118,6 +123,8 @@ if customer is not None:
     st.caption("Beam search run on this customer's own purchases blended with the segment's "
                "taste.")
     st.dataframe(
-        bundles_frame(personal)[["rank", "product_names", "list_total", "total", "reason"]],
+        bundles_frame(personal)[
+            ["rank", "product_names", "list_total", "profit_proxy", "total", "reason"]
+        ].rename(columns={"profit_proxy": "profit per visitor ÷ median price"}),
         hide_index=True, width="stretch",
     )

@@ -11,25 +11,40 @@ import pytest
 import scipy.sparse as sp
 from streamlit.testing.v1 import AppTest
 
+from engine import pipeline
 from engine.bundles import BundleInputs, score_bundle
+from engine.bundles.objective import ObjectiveWeights, weighted_total
 from engine.recommend import copurchase_stats
+from tests.conftest import app_on_page
 from ui import bundles as ub
 
 APP = Path(__file__).resolve().parents[1] / "app.py"
+SAMPLE = Path(__file__).resolve().parents[1] / "sample_data"
 PAGE = "pages/3_bundles.py"
 
 
 @pytest.fixture
-def page(tmp_path, monkeypatch) -> AppTest:
-    monkeypatch.setenv("ENGINE_WORKSPACE", str(tmp_path / "ws"))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    at = AppTest.from_file(str(APP), default_timeout=120).run()
-    assert not at.exception, [e.value for e in at.exception]
-    # text embeddings off: the encoder has its own tests, and this keeps the page test fast
-    at.session_state["bundles_text_widget"] = False
-    at.switch_page(PAGE).run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+def page(tmp_path_factory) -> AppTest:
+    """The app on the Bundles page, 30 s per run after the first start; the workspace
+    (and with it the cached segments, demand and profits) is shared by the page tests."""
+    yield from app_on_page(tmp_path_factory, PAGE)
+
+
+@pytest.fixture
+def fresh_page(tmp_path, monkeypatch):
+    """The app on the Bundles page in a workspace of its own (so no cached result is
+    served), started after the caller has patched what it needs."""
+
+    def start() -> AppTest:
+        monkeypatch.setenv("ENGINE_WORKSPACE", str(tmp_path / "ws"))
+        at = AppTest.from_file(str(APP), default_timeout=30)
+        at.run(timeout=180)
+        assert not at.exception, [e.value for e in at.exception]
+        at.switch_page(PAGE).run(timeout=180)
+        assert not at.exception, [e.value for e in at.exception]
+        return at
+
+    return start
 
 
 def _cards(at: AppTest) -> list[str]:
@@ -55,6 +70,61 @@ def test_page_renders_bundle_cards_for_the_sample(page):
     nodes = spec["data"][-1]
     first_bundle = shown.iloc[0]["product_names"].split(" + ")
     assert all(any(n.startswith(t[:20]) for t in nodes["text"]) for n in first_bundle)
+
+
+def _profit_metrics(at: AppTest) -> list[float]:
+    return [float(m.value.replace(",", "")) for m in at.metric if m.label == "Profit per visitor"]
+
+
+def test_cards_show_the_profit_term_and_the_ranking_adds_it(page):
+    shown = page.session_state["bundles_shown"]
+    # the profit per visitor on every card is the bundle's profit term in money
+    # (the objective keeps it divided by the catalogue's median list price, 16.99 here)
+    median_price = float(pd.read_csv(SAMPLE / "products.csv")["price"].median())
+    assert _profit_metrics(page) == pytest.approx(
+        (shown["profit_proxy"] * median_price).round(3).tolist(), abs=1e-3
+    )
+    terms = page.dataframe[0].value
+    assert "Profit per visitor ÷ median price" in terms["term"].tolist()
+    # the score ranks the cards and includes the profit term with its weight
+    w = ObjectiveWeights()
+    for _, row in shown.iterrows():
+        parts = {k: row[k] for k in ("affinity", "complementarity", "substitute_penalty",
+                                     "profit_proxy")}
+        assert row["total"] == pytest.approx(weighted_total(parts, w))
+    assert shown["total"].is_monotonic_decreasing
+
+
+def test_bundles_are_ranked_by_the_pricing_stage_profit(fresh_page, monkeypatch):
+    # a stand-in pricing stage under which every extra product adds 1000 per visitor:
+    # the profit then outweighs every other term, so the page must show triples only,
+    # though on the sample market's own profits its best bundles are pairs
+    def more_is_better(demand, copurchase, demand_config, pricing, draws):
+        return lambda segment, items: 1000.0 * len(items)
+
+    monkeypatch.setattr(pipeline, "profit_ranker", more_is_better)
+    at = fresh_page()
+    shown = at.session_state["bundles_shown"]
+    assert len(shown) == 5
+    assert (shown["size"] == 3).all(), shown[["product_names", "size"]]
+    assert _profit_metrics(at) == pytest.approx([3000.0] * 5)
+
+
+def test_moving_an_unrelated_widget_recomputes_nothing(page, monkeypatch):
+    calls = []
+    for name in ("find_bundles", "profit_ranker", "bundle_inputs"):
+        real = getattr(pipeline, name)
+
+        def counted(*args, _real=real, _name=name, **kwargs):
+            calls.append(_name)
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(pipeline, name, counted)
+    page.selectbox(key="bundles_segment_widget").set_value(1).run()
+    page.selectbox(key="bundles_network_widget").set_value(1).run()
+    assert not page.exception, [e.value for e in page.exception]
+    assert calls == []
+    assert len(_cards(page)) == 5
 
 
 def test_changing_beam_settings_in_the_form_changes_the_result(page):

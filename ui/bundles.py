@@ -1,10 +1,12 @@
-"""Bundles page glue: cached wrappers around the bundle stage and the page's figure.
+"""Bundles page glue: the page's bundles from the shared cached chain, and its figure.
 
-Everything is cached on explicit inputs: the dataset's name and saved folder
-(which changes on every re-save), the number of segments, the seed, whether
-text embeddings are used, and the frozen ``BeamConfig``. Segments come from
-``engine.bundles.segments`` (k-means on the SVD of the purchase matrix) until
-the recommend stage's preferences are wired into the pages.
+The bundles come from ``ui.pipeline.bundles``: the product's segments (the
+hybrid preference model's, as on the Preferences and Pricing pages), beam
+search, and the final ranking by the pricing stage's profit per visitor at the
+optimised price. Everything is cached on explicit inputs (the dataset's name
+and saved folder, the number of segments, the seed, the embedding cache, the
+frozen ``BeamConfig``), so a widget that changes none of them (the segment, the
+bundle drawn, the customer) re-runs nothing.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import streamlit as st
 from engine.bundles import BeamConfig, Bundle, BundleInputs, beam_search, bundles_frame
 from engine.bundles.segments import customer_affinity
 from engine.data.dataset import Dataset
-from engine.recommend import copurchase_stats
+from engine.pricing import DemandConfig, PricingConfig
 from engine.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -59,25 +61,20 @@ def segment_names(dataset: Dataset, labels: np.ndarray, affinity: np.ndarray) ->
     return tuple(names)
 
 
-@st.cache_resource(show_spinner="Encoding product texts…", max_entries=4)
-def embeddings(name: str, folder: str, cache_dir: str, _dataset: Dataset) -> np.ndarray:
-    del name, folder
-    from engine.encoder import encode_products  # late import: loads torch/transformers
-
-    return encode_products(_dataset.products, cache_dir=cache_dir)
-
-
 @st.cache_resource(show_spinner="Preparing bundle inputs…", max_entries=8)
 def bundle_inputs(
     name: str, folder: str, n_segments: int, seed: int, cache_dir: str | None, _dataset: Dataset
 ) -> BundleInputs:
-    model = segment_model(name, folder, n_segments, seed, _dataset)
-    emb = embeddings(name, folder, cache_dir, _dataset) if cache_dir else None
-    cp = copurchase_stats(_dataset.baskets)
-    return BundleInputs.from_dataset(_dataset, model.affinity, cp, emb, model.names)
+    """What the beam reads (segment affinities, co-purchase, text embeddings when
+    ``cache_dir`` is given), with the segments' display names."""
+    from ui import pipeline as upl  # late: ui.pipeline imports this module
+
+    seg = upl.preferences(name, folder, n_segments, seed, _dataset)
+    emb = upl.embeddings(name, folder, cache_dir, _dataset) if cache_dir else None
+    return BundleInputs.from_dataset(_dataset, seg.segment_affinity, seg.copurchase, emb,
+                                     seg.names)
 
 
-@st.cache_data(show_spinner="Searching bundles…", max_entries=32)
 def run_beam(
     name: str,
     folder: str,
@@ -87,8 +84,21 @@ def run_beam(
     config: BeamConfig,
     _dataset: Dataset,
 ) -> list[Bundle]:
-    inputs = bundle_inputs(name, folder, n_segments, seed, cache_dir, _dataset)
-    return beam_search(inputs, config)
+    """The beam's bundles per segment, finally ranked by the profit per visitor
+    each adds at its optimised price (cached in ``ui.pipeline.bundles``)."""
+    from ui import pipeline as upl  # late: ui.pipeline imports this module
+
+    found = upl.bundles(
+        name, folder, n_segments, seed, config, DemandConfig(), PricingConfig(),
+        upl.PROFIT_DRAWS, _dataset, embeddings_cache=cache_dir,
+    )
+    return list(found)
+
+
+def profit_per_visitor(bundle: Bundle, inputs: BundleInputs) -> float:
+    """The bundle's profit term in money: profit per visitor at its optimised price
+    (the objective keeps it divided by the catalogue's median list price)."""
+    return float(bundle.terms["profit_proxy"]) * inputs.price_scale()
 
 
 @st.cache_data(show_spinner="Searching bundles for the customer…", max_entries=32)
@@ -103,14 +113,18 @@ def customer_bundles(
     _dataset: Dataset,
 ) -> list[Bundle]:
     """Beam search run with one customer's own preference row (their purchases
-    blended with their segment's affinity)."""
+    blended with their segment's affinity), ranked by their segment's profit."""
+    from ui import pipeline as upl  # late: ui.pipeline imports this module
+
     inputs = bundle_inputs(name, folder, n_segments, seed, cache_dir, _dataset)
     model = segment_model(name, folder, n_segments, seed, _dataset)
     segment = int(model.labels[customer])
     row = customer_affinity(_dataset.matrix, customer, model.affinity[segment])
     label = "this customer"  # shown in reasons; never the shop's own id on a page
     personal = dataclasses.replace(inputs, affinity=row, segment_labels=(label,))
-    return beam_search(personal, config)
+    ranker = upl.profit_ranker(name, folder, n_segments, seed, DemandConfig(), PricingConfig(),
+                               upl.PROFIT_DRAWS, _dataset)
+    return beam_search(personal, config, profit_fn=lambda _row, items: ranker(segment, items))
 
 
 def workspace_cache_dir(root: Path) -> str:
@@ -195,7 +209,7 @@ def terms_frame(bundle: Bundle) -> pd.DataFrame:
         "affinity": "Segment affinity",
         "complementarity": "Complementarity (log lift)",
         "substitute_penalty": "Substitute penalty",
-        "profit_proxy": "Profit (proxy)",
+        "profit_proxy": "Profit per visitor ÷ median price",
     }
     return pd.DataFrame(
         {"term": [labels[k] for k in bundle.terms], "value": [bundle.terms[k] for k in bundle.terms]}
@@ -206,6 +220,7 @@ __all__ = [
     "bundles_frame",
     "bundle_inputs",
     "customer_bundles",
+    "profit_per_visitor",
     "network_figure",
     "run_beam",
     "segment_model",

@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 N_SEGMENTS = 5
 SEED = 0
+PROFIT_DRAWS = 500  # simulated visitors per candidate bundle when ranking by profit
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,6 +101,25 @@ def demand(
     return calibrate_demand(_dataset, prefs.segment_labels, config)
 
 
+@st.cache_resource(show_spinner=False, max_entries=8)
+def profit_ranker(
+    name: str,
+    folder: str,
+    n_segments: int,
+    seed: int,
+    demand_config: DemandConfig,
+    pricing: PricingConfig,
+    profit_draws: int,
+    _dataset: Dataset,
+):
+    """``engine.pipeline.profit_ranker`` on the cached demand model: profit per visitor
+    a bundle adds at its optimised price. One per settings, so the profits it has
+    computed (it memoises them) serve every later search with the same settings."""
+    prefs = preferences(name, folder, n_segments, seed, _dataset)
+    model = demand(name, folder, n_segments, seed, demand_config, _dataset)
+    return pipeline.profit_ranker(model, prefs.copurchase, demand_config, pricing, profit_draws)
+
+
 @st.cache_resource(show_spinner="Searching bundles…", max_entries=16)
 def bundles(
     name: str,
@@ -111,12 +131,18 @@ def bundles(
     pricing: PricingConfig,
     profit_draws: int,
     _dataset: Dataset,
+    embeddings_cache: str | None = None,
 ) -> tuple[Bundle, ...]:
-    """The beam's bundles per segment, finally ranked by simulated profit."""
+    """The beam's bundles per segment, finally ranked by simulated profit.
+
+    With ``embeddings_cache`` (the workspace's cache folder) the product texts'
+    embeddings flag substitutes, as on the Bundles page; without, no text test."""
     prefs = preferences(name, folder, n_segments, seed, _dataset)
-    inputs = pipeline.bundle_inputs(_dataset, prefs, None)
-    model = demand(name, folder, n_segments, seed, demand_config, _dataset)
-    ranker = pipeline.profit_ranker(model, prefs.copurchase, demand_config, pricing, profit_draws)
+    emb = embeddings(name, folder, embeddings_cache, _dataset) if embeddings_cache else None
+    inputs = pipeline.bundle_inputs(_dataset, prefs, emb)
+    ranker = profit_ranker(
+        name, folder, n_segments, seed, demand_config, pricing, profit_draws, _dataset
+    )
     return tuple(pipeline.find_bundles(inputs, beam, profit_fn=ranker))
 
 
@@ -129,7 +155,7 @@ def priced(
     beam: BeamConfig | None = None,
     demand_config: DemandConfig | None = None,
     pricing: PricingConfig | None = None,
-    profit_draws: int = 500,
+    profit_draws: int = PROFIT_DRAWS,
     *,
     _dataset: Dataset,
 ) -> Priced:
