@@ -14,6 +14,7 @@ from engine.bundles.holdout import (
     score_recommendations,
     together_rate,
 )
+from engine.bundles.itemsets import frequent_itemsets_by_segment
 
 # five hold-out orders over products 0..4
 #   order 0 (segment 0): 0 1 2
@@ -116,3 +117,20 @@ def test_mismatched_inputs_are_named():
         bought_by_segment(BASKETS, np.zeros(3), [(0, (0, 1))])
     with pytest.raises(ValueError, match="2 training customers but 3 segment labels"):
         order_segments(["a"], np.array([0]), ["a", "b"], np.array([0, 1, 2]))
+
+
+def test_itemsets_by_segment_are_mined_on_each_segments_own_orders():
+    # segment 0 buys products 0+1 together (8 orders), segment 1 buys 2+3 (6) and,
+    # less often, 0+2 (5); over everybody 0+1 would top the list for both
+    rows = [[1, 1, 0, 0]] * 8 + [[0, 0, 1, 1]] * 6 + [[1, 0, 1, 0]] * 5
+    segment = np.array([0] * 8 + [1] * 11)
+    found = frequent_itemsets_by_segment(
+        sp.csr_matrix(np.array(rows, np.float32)), segment, 2, list("abcd"), n=5,
+        rank_by="support", sizes=(2,),
+    )
+    assert [[(i.product_ids, i.count) for i in seg] for seg in found] == [
+        [(("a", "b"), 8)],
+        [(("c", "d"), 6), (("a", "c"), 5)],
+    ]
+    with pytest.raises(ValueError, match="19 orders but 3 order segments"):
+        frequent_itemsets_by_segment(sp.csr_matrix(np.array(rows)), segment[:3], 2)

@@ -106,6 +106,29 @@ def frequent_itemsets(
     ]
 
 
+def frequent_itemsets_by_segment(
+    baskets: sp.spmatrix,
+    order_segment: np.ndarray,
+    n_segments: int,
+    product_ids: Sequence[str] | None = None,
+    n: int = 20,
+    **options,
+) -> list[list[Itemset]]:
+    """``frequent_itemsets`` mined on each segment's own orders (``order_segment[k]``
+    is the segment of order *k*'s customer): what each segment buys together most,
+    a stronger reference than one list for everybody. ``options`` go to
+    ``frequent_itemsets`` (sizes, min_count, rank_by, shrinkage); support and lift
+    are within the segment's orders."""
+    b = sp.csr_matrix(baskets)
+    order_segment = np.asarray(order_segment)
+    if len(order_segment) != b.shape[0]:
+        raise ValueError(f"{b.shape[0]} orders but {len(order_segment)} order segments")
+    return [
+        frequent_itemsets(b[order_segment == s], product_ids, n=n, **options)
+        for s in range(n_segments)
+    ]
+
+
 def evaluate_bundles(
     train_dataset,
     holdout_dataset,
