@@ -13,7 +13,12 @@ divided by the rate at the list price. These lifts follow R(d) = S(z + ln(1 − 
 S = 1 − Φ and z = (ln list − mu)/sigma; a two-parameter least-squares fit gives
 sigma and the typical take rate at list price 1 − Φ(z). With fewer than
 ``min_price_weeks`` reduced-price product-weeks the data says too little and
-sigma comes from the analyst's elasticity instead.
+sigma comes from the analyst's elasticity instead. So it does when reduced
+prices did not raise sales (lifts at or below 1): the fit is then pinned to its
+bounds (take rate 1 − Φ(−2) = 0.977 and the widest sigma), which would read as
+"every visitor in the market buys at list price". Online Retail is such a case:
+its lower unit prices are quantity tiers of wholesale orders, not promotions,
+and the source is named ``NO_PRICE_RESPONSE``.
 
 **sigma from an elasticity.** The own-price elasticity of t at the list price is
 e = φ(z) / (sigma · (1 − Φ(z))), so sigma = φ(z0) / ((1 − Φ(z0)) · e) at the
@@ -35,9 +40,9 @@ is 0.13 of that at true-demand prices with γ = 0.5, 0.30 with 0.25, 0.94 with
 look at: 9 times more considerations of a liked category, 2 times the take
 rate). Then q_si = share_si / t_si (the simulated share at list price
 equals the data's) and mu_si = ln(list_i) − sigma_i · Φ⁻¹(1 − t_si). Without the
-interest share every visitor would be in the market for every product, and on
-Online Retail, where promotions barely move sales (t̄ near 1), every bundle
-would be taken by nearly every visitor.
+interest share every visitor would be in the market for every product and the
+take rate at list price would be the share itself, or, with a take rate near 1,
+nearly every visitor would take every bundle.
 
 **Seasons** change how many visitors are in the market (``for_month`` scales
 the interest), not what the interested would pay.
@@ -62,6 +67,7 @@ log = logging.getLogger(__name__)
 
 FROM_DATA = "price variation in the data"
 FROM_ELASTICITY = "analyst elasticity setting"
+NO_PRICE_RESPONSE = "analyst elasticity setting (reduced prices in the data did not raise sales)"
 COST_FROM_DATA = "cost in the catalogue"
 COST_ASSUMED = "assumed cost share"
 
@@ -243,16 +249,22 @@ def estimate_price_response(dataset: Dataset, min_price_weeks: int = 30) -> dict
         pred = norm.sf(z + np.log1p(-d) / sigma) / norm.sf(z)
         return w * (np.log(pred) - np.log(obs))
 
-    fit = least_squares(resid, x0=[0.0, 0.5], bounds=([-2.0, 0.05], [2.0, 2.0]))
+    lower, upper = np.array([-2.0, 0.05]), np.array([2.0, 2.0])
+    fit = least_squares(resid, x0=[0.0, 0.5], bounds=(lower, upper))
     if not fit.success:
         log.warning("price response fit failed: %s", fit.message)
         return None
     z, sigma = fit.x
+    # lifts that discounts do not raise pin the fit to its bounds (take rate 1 − Φ(−2),
+    # widest sigma): the reduced prices carry no price response (on Online Retail they
+    # are quantity tiers of wholesale orders, not promotions)
+    pinned = bool((np.isclose(fit.x, lower, atol=1e-3) | np.isclose(fit.x, upper, atol=1e-3)).any())
     return {
         "sigma": float(sigma),
         "take_rate": float(norm.sf(z)),
         "n_reduced_weeks": n_reduced,
         "lifts": lifts.reset_index(),
+        "pinned": pinned,
     }
 
 
@@ -291,9 +303,17 @@ def calibrate_demand(
         if config.force_elasticity
         else estimate_price_response(dataset, config.min_price_weeks)
     )
+    source = FROM_ELASTICITY
+    if response is not None and response["pinned"]:
+        log.warning(
+            "reduced prices in %d product-weeks did not raise sales (fit pinned at sigma %.2f, "
+            "take rate %.3f): price sensitivity from the elasticity setting",
+            response["n_reduced_weeks"], response["sigma"], response["take_rate"],
+        )
+        response, source = None, NO_PRICE_RESPONSE
     if response is None:
         sigma = np.full(n_p, sigma_from_elasticity(config.elasticity, config.reference_take_rate))
-        sigma_source = np.full(n_p, FROM_ELASTICITY, dtype=object)
+        sigma_source = np.full(n_p, source, dtype=object)
         base_take = config.reference_take_rate
     else:
         sigma = np.full(n_p, response["sigma"])
