@@ -88,9 +88,10 @@ def run_beam(
     each adds at its optimised price (cached in ``ui.pipeline.bundles``)."""
     from ui import pipeline as upl  # late: ui.pipeline imports this module
 
+    names = upl.preferences(name, folder, n_segments, seed, _dataset).names
     found = upl.bundles(
         name, folder, n_segments, seed, config, DemandConfig(), PricingConfig(),
-        upl.PROFIT_DRAWS, _dataset, embeddings_cache=cache_dir,
+        upl.PROFIT_DRAWS, _dataset, embeddings_cache=cache_dir, segment_labels=names,
     )
     return list(found)
 

@@ -132,14 +132,19 @@ def bundles(
     profit_draws: int,
     _dataset: Dataset,
     embeddings_cache: str | None = None,
+    segment_labels: tuple[str, ...] | None = None,
 ) -> tuple[Bundle, ...]:
     """The beam's bundles per segment, finally ranked by simulated profit.
 
     With ``embeddings_cache`` (the workspace's cache folder) the product texts'
-    embeddings flag substitutes, as on the Bundles page; without, no text test."""
+    embeddings flag substitutes, as on the Bundles page; without, no text test.
+    ``segment_labels`` replace the pipeline's S1, S2, … in the bundles' labels and
+    reasons (the Bundles page shows its segment names; price lists keep S1…)."""
     prefs = preferences(name, folder, n_segments, seed, _dataset)
     emb = embeddings(name, folder, embeddings_cache, _dataset) if embeddings_cache else None
     inputs = pipeline.bundle_inputs(_dataset, prefs, emb)
+    if segment_labels is not None:
+        inputs = dataclasses.replace(inputs, segment_labels=tuple(segment_labels))
     ranker = profit_ranker(
         name, folder, n_segments, seed, demand_config, pricing, profit_draws, _dataset
     )
