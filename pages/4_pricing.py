@@ -1,5 +1,6 @@
 """Pricing: personalised bundle prices from the simulated market, with the
-guardrails and demand assumptions on sliders, and the price list to download."""
+guardrails and demand assumptions on sliders, and price moves proposed from
+observed results. The scenario's price list is downloaded on the Export page."""
 
 import calendar
 
@@ -8,7 +9,7 @@ import streamlit as st
 
 from engine import export
 from engine.errors import DataValidationError
-from engine.pricing import PricingConfig, ab_test, adjust_prices, price_curve, run_on_choices
+from engine.pricing import PricingConfig, ab_test
 from engine.pricing.demand import FROM_DATA
 from ui import pricing as up
 from ui import state
@@ -16,7 +17,8 @@ from ui import state
 ss = st.session_state
 state.init_state()
 
-# result keys (no widget owns them): the latest run and its price list, for tests and export
+# result keys (no widget owns them): the latest run, its price list (the Export page
+# downloads it) and the moves proposed from observed results
 RUN = "pricing_run"
 AB = "pricing_ab_table"
 MOVES = "pricing_moves"
@@ -74,19 +76,26 @@ def simulator() -> None:
             for s in range(n_segments)
         ], float)
 
+    if mix.sum() <= 0:
+        st.warning("Every segment has 0 visitors: give at least one segment some visitors.")
+        return
     config = PricingConfig(
         max_discount=max_discount / 100, margin_floor=margin_floor / 100,
         price_ending=None if ending == "none" else float(ending),
         max_segment_spread=spread / 100, n_customers=10_000, seed=0,
     )
-    ch = up.choices(name, folder, n_segments, elasticity if use_e else None, month,
-                    config.n_customers, off.bundles + (off.segments,), dataset, off)
-    syn = up.lift_synergy(name, folder, n_segments, off.bundles, dataset) if syn_auto else synergy / 100
-    ch = ch.with_synergy(syn).with_segment_size(mix)
-    ch_demand_only = up.market(name, folder, n_segments, elasticity if use_e else None, month,
-                               dataset, off).with_segment_mix(mix, mix.sum())
-    run = run_on_choices(ch, off.bundles, config)
+    settings = up.DemandSettings(
+        elasticity=float(elasticity) if use_e else None, month=int(month),
+        synergy=None if syn_auto else synergy / 100, mix=tuple(float(x) for x in mix),
+    )
+    # each result is cached on what it depends on (see ui.pricing): a slider re-runs only that
+    scenario = (name, folder, n_segments, settings)
+    run = up.scenario_run(*scenario, config, dataset, off)
+    ch = run.choices
     ss[RUN] = run
+    # the Export page downloads this scenario's price list (it reads PRICE_LIST)
+    ss[PRICE_LIST] = export.price_list(dataset, off.bundles, run.results, run.simulation,
+                                       bundle_ids=off.bundle_ids, segment_names=off.segment_names)
 
     up.metrics(run, st.columns(5))
     st.caption("± : 95 % Monte-Carlo interval of the simulation; arrows: against selling the "
@@ -102,15 +111,19 @@ def simulator() -> None:
         "discount %": num(format="%.1f"), "take rate": num(format="%.3f"),
         "profit": num(format="%.0f"), "singles lost": num(format="%.0f"),
     })
+    st.page_link("pages/5_export.py", icon=":material/download:",
+                 label="Download this scenario's price list (CSV, Excel, JSON) and the offers "
+                 "per customer on the Export page")
     pick = st.selectbox("Bundle", range(len(off.bundles)), format_func=lambda b: off.labels[b],
                         key="pricing_bundle_widget")
     res = run.results[pick]
-    curve = price_curve(ch, pick)
+    curve = up.scenario_curve(*scenario, config.n_customers, pick, dataset, off)
     one_profit = float(run.simulation.per_bundle["profit"].iat[pick])
     a, b = st.columns(2)
     a.plotly_chart(up.curve_figure(curve, res.price, one_profit), key="chart_price_curve")
-    b.plotly_chart(up.frontier_figure(up.frontier(ch, config.max_discount), run),
-                   key="chart_frontier")
+    front = up.scenario_frontier(*scenario, config.n_customers, config.max_discount, dataset,
+                                 off)
+    b.plotly_chart(up.frontier_figure(front, run), key="chart_frontier")
     a, b = st.columns(2)
     a.plotly_chart(up.baseline_figure(run.baselines), key="chart_baselines")
     b.plotly_chart(up.cannibalisation_figure(run, off), key="chart_cannibalisation")
@@ -132,40 +145,27 @@ def simulator() -> None:
     st.subheader("Adjust from observed results")
     upload = st.file_uploader(
         "Observed results CSV (bundle_id, period, price, units, optional visitors)",
-        type=["csv"], key="pricing_observed_widget",
+        type=["csv"], key="pricing_observed_widget", help=up.OBSERVED_HINT,
     )
     if upload is not None:
         try:
-            observed = up.read_observed(upload.name, upload.getvalue())
-            adj = adjust_prices(ch_demand_only, off.bundles, off.segments, off.bundle_ids,
-                                run.prices, observed, config, synergy=ch.synergy)
+            moves = up.propose_moves(upload.name, upload.getvalue(), *scenario, config,
+                                     dataset, off)
         except DataValidationError as err:
-            # earlier proposed moves (MOVES) stay as they were
+            # the scenario's prices and earlier proposed moves (MOVES) stay as they were
             for issue in err.issues:
                 st.error(str(issue))
+            st.caption("Nothing was changed: fix the file and upload it again.")
         else:
-            ss[MOVES] = adj.moves
-            st.dataframe(adj.moves[["bundle_id", "old_price", "new_price",
-                                    "predicted_take_rate", "observed_take_rate", "reason"]],
-                         hide_index=True, width="stretch")
-
-    st.subheader("Export")
-    prices = export.price_list(dataset, off.bundles, run.results, run.simulation,
-                               bundle_ids=off.bundle_ids, segment_names=off.segment_names)
-    ss[PRICE_LIST] = prices
-    st.dataframe(prices.head(20), hide_index=True, width="stretch")
-    d = st.columns(3)
-    d[0].download_button("Price list CSV", export.to_csv_bytes(prices), "price_list.csv",
-                         "text/csv", key="pricing_dl_csv")
-    d[1].download_button(
-        "Price list XLSX", export.to_xlsx_bytes(prices), "price_list.xlsx",
-        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-        key="pricing_dl_xlsx",
-    )
-    d[2].download_button("Price list JSON", export.to_json_bytes(prices), "price_list.json",
-                         "application/json", key="pricing_dl_json")
-    st.page_link("pages/5_export.py", label="Offers per customer and all downloads: Export page",
-                 icon=":material/download:")
+            ss[MOVES] = moves
+            st.dataframe(up.moves_frame(moves, off), hide_index=True, width="stretch",
+                         key="pricing_moves_table", column_config={
+                             "current price": num(format="%.2f"),
+                             "proposed price": num(format="%.2f"),
+                             "predicted take rate": num(format="%.3f"),
+                             "observed take rate": num(format="%.3f"),
+                         })
+            st.caption("Proposed moves only: the prices above stay until you change them.")
 
 
 simulator()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import io
-
 import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -57,15 +55,11 @@ def test_tighter_discount_slider_reprices(page):
             assert (r.price - cost[r.bundle]) / r.price >= 0.4 - 1e-6
 
 
-def test_download_csv_reads_back(page):
-    button = next(b for b in page.get("download_button") if b.proto.label == "Price list CSV")
-    assert button is not None
-    prices = page.session_state["pricing_price_list"]
-    from engine.export import escape_frame, to_csv_bytes
-
-    back = pd.read_csv(io.BytesIO(to_csv_bytes(prices)), keep_default_na=False,
-                       dtype={"segment": str})
-    pd.testing.assert_frame_equal(back, escape_frame(prices), check_dtype=False)
+def test_downloads_are_on_the_export_page_only(page):
+    # one place owns the downloads: the Pricing page links to the Export page
+    assert not page.get("download_button")
+    links = [link.proto for link in page.get("page_link")]
+    assert any(link.page == "export" and "price list" in link.label for link in links), links
 
 
 def test_ab_table_shows_recommended_prices_beating_a_flat_discount(page):
@@ -143,3 +137,199 @@ def test_ab_frame_puts_each_interval_in_one_cell():
     assert row["control"] == "2.00 [1.50, 2.50]"
     assert row["difference"] == "1.00 [0.50, 1.50]" and row["lift %"] == 50.0
     assert row["visitors needed per arm"] == 120
+
+
+# --- a fresh page per test below: they set the sliders they need from the defaults ------
+
+
+@pytest.fixture
+def fresh(tmp_path_factory) -> AppTest:
+    """The Pricing page at its default settings (the chain is cached: a few seconds)."""
+    yield from app_on_page(tmp_path_factory, PAGE)
+
+
+def _set(at: AppTest, **values) -> AppTest:
+    for key, value in values.items():
+        _widget(at, f"pricing_{key}_widget").set_value(value).run()
+        assert not at.exception, (key, [e.value for e in at.exception])
+    return at
+
+
+def _observed_csv(rows) -> bytes:
+    frame = pd.DataFrame(rows, columns=["bundle_id", "period", "price", "units", "visitors"])
+    return frame.to_csv(index=False).encode()
+
+
+def _upload(at: AppTest, file_name: str, data: bytes) -> AppTest:
+    at.file_uploader(key="pricing_observed_widget").set_value((file_name, data, "text/csv"))
+    at.run(timeout=120)
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_observed_results_propose_moves_in_the_direction_sales_say(fresh):
+    # free prices: price sensitivity set by hand, up to 60 % off, no price ending, a wide
+    # spread between segments, so the guardrails leave the recommended prices room
+    at = _set(fresh, use_elasticity=True, elasticity=4.0, discount=60, ending="none",
+              spread=50)
+    prices = at.session_state["pricing_price_list"].set_index("bundle_id")
+    free = prices[(prices["discount_pct"] > 3) & (prices["discount_pct"] < 55)
+                  & (prices["margin_pct"] > 15) & (prices["expected_take_rate"] > 0.01)]
+    assert len(free) >= 2, prices
+    up_id = free["discount_pct"].idxmax()  # the most room to rise
+    down_id = free.drop(index=up_id)["expected_take_rate"].idxmax()
+    # two periods of 10,000 visitors each; one bundle sells a fifth of what the simulated
+    # market predicts at its price, the other three times as much
+    rows = []
+    for bundle_id, factor in ((down_id, 0.2), (up_id, 3.0)):
+        row = prices.loc[bundle_id]
+        units = round(factor * row["expected_take_rate"] * 10_000)
+        rows += [(bundle_id, period, row["bundle_price"], units, 10_000) for period in (1, 2)]
+    at = _upload(at, "observed.csv", _observed_csv(rows))
+
+    table = next(d.value for d in at.dataframe if "move" in d.value.columns)
+    moves = table.set_index("bundle_id")
+    assert set(moves.index) == {down_id, up_id}
+    assert moves.loc[down_id, "move"] == "down" and moves.loc[up_id, "move"] == "up"
+    for bundle_id in (down_id, up_id):
+        assert moves.loc[bundle_id, "current price"] == pytest.approx(
+            prices.loc[bundle_id, "bundle_price"], abs=0.006)
+    assert moves.loc[down_id, "proposed price"] < moves.loc[down_id, "current price"]
+    assert moves.loc[up_id, "proposed price"] > moves.loc[up_id, "current price"]
+    assert "below the predicted" in moves.loc[down_id, "reason"]
+    assert "above the predicted" in moves.loc[up_id, "reason"]
+    # observed take rates as uploaded: units over visitors of both periods
+    observed = moves["observed take rate"]
+    for bundle_id, factor in ((down_id, 0.2), (up_id, 3.0)):
+        units = 2 * round(factor * prices.loc[bundle_id, "expected_take_rate"] * 10_000)
+        assert observed[bundle_id] == pytest.approx(units / 20_000)
+    # proposals only: the scenario's prices are unchanged
+    pd.testing.assert_frame_equal(at.session_state["pricing_price_list"].set_index("bundle_id"),
+                                  prices)
+
+    # a malformed file: a message naming the file, row and column; nothing else changes
+    before_moves = at.session_state["pricing_moves"]
+    bad = list(rows)
+    bad[1] = bad[1][:3] + ("twelve",) + bad[1][4:]  # the second data row: spreadsheet row 3
+    at = _upload(at, "june_sales.csv", _observed_csv(bad))
+    errors = [e.value for e in at.error]
+    assert any("june_sales.csv" in e and "column 'units'" in e and "rows 3" in e
+               and "'twelve'" in e for e in errors), errors
+    pd.testing.assert_frame_equal(at.session_state["pricing_price_list"].set_index("bundle_id"),
+                                  prices)
+    assert at.session_state["pricing_moves"] is before_moves
+    assert not any("move" in d.value.columns for d in at.dataframe)
+
+
+def test_observed_results_with_missing_column_or_unknown_bundle_are_named(fresh):
+    at = _upload(fresh, "obs.csv", b"bundle,period,price,units\nS1-X,1,9.99,3\n")
+    errors = [e.value for e in at.error]
+    assert any("obs.csv" in e and "column 'bundle_id'" in e for e in errors), errors
+    at = _upload(at, "obs.csv", b"bundle_id,period,price,units\nS9-NOPE,1,9.99,3\n")
+    errors = [e.value for e in at.error]
+    assert any("obs.csv" in e and "column 'bundle_id'" in e and "rows 2" in e
+               and "not in the price list" in e for e in errors), errors
+    assert "pricing_moves" not in at.session_state
+
+
+def test_read_observed_names_file_column_and_rows_of_each_problem():
+    from engine.errors import DataValidationError
+    from ui.pricing import read_observed
+
+    data = (b"Bundle_ID,period,price,units,visitors\n"
+            b"A,1,9.99,3,40\n"      # row 2: fine
+            b"B,1,-5,2,\n"          # row 3: negative price; blank visitors are allowed
+            b",2,5.00,1,10\n"       # row 4: no bundle id
+            b"A,2,5.00,30,10\n")    # row 5: more units than visitors
+    with pytest.raises(DataValidationError) as err:
+        read_observed("obs.csv", data, ["A", "B"])
+    found = {(i.column, i.rule): i for i in err.value.issues}
+    assert found["price", "number"].rows == (3,)
+    assert found["bundle_id", "not_blank"].rows == (4,)
+    assert found["units", "units_within_visitors"].rows == (5,)
+    assert all(i.file == "obs.csv" for i in err.value.issues)
+    assert len(err.value.issues) == 3
+    good = read_observed("obs.csv", b"bundle_id,period,price,units\nA,1,9.99,3\n", ["A"])
+    assert good.loc[0, "price"] == 9.99 and good.loc[0, "units"] == 3
+
+
+@pytest.fixture
+def counted(monkeypatch):
+    """Calls of each stage the page might re-run, counted while the page runs."""
+    import engine.pipeline
+    import ui.pipeline
+    import ui.pricing
+
+    calls: dict[str, int] = {}
+
+    def count(module, attr):
+        real = getattr(module, attr)
+
+        def wrapper(*args, **kwargs):
+            calls[attr] = calls.get(attr, 0) + 1
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(module, attr, wrapper)
+
+    for attr in ("prepare_choices", "run_on_choices", "price_curve", "frontier",
+                 "adjust_prices"):
+        count(ui.pricing, attr)
+    count(ui.pipeline, "calibrate_demand")
+    count(ui.pipeline, "fit_preferences")
+    count(engine.pipeline, "find_bundles")
+    return calls
+
+
+# per group of widget moves, from the page's defaults: widget key, new value and the stages
+# that must re-run (new visitors' draws, new prices, the price curve of the bundle shown,
+# the revenue/margin frontier); after each group the widgets go back to their defaults
+DRAWS = {"prepare_choices", "run_on_choices", "price_curve", "frontier"}
+MOVES = [
+    [("discount", 0, {"run_on_choices", "frontier"})],
+    [("margin", 55, {"run_on_choices"})],
+    [("synergy_auto", False, {"run_on_choices", "price_curve", "frontier"}),
+     ("synergy", 25, {"run_on_choices", "price_curve", "frontier"})],
+    [("mix_0", 0, {"run_on_choices", "price_curve", "frontier"})],
+    [("month", 12, DRAWS)],
+    [("use_elasticity", True, DRAWS), ("elasticity", 5.0, DRAWS)],
+]
+
+
+def _profit(at: AppTest) -> str:
+    return _metric(at, "Profit per period")[1]
+
+
+def test_each_slider_changes_the_metrics_and_reruns_only_what_depends_on_it(fresh, counted):
+    import ui.pricing
+
+    # other tests filled the page's caches with their scenarios: start from the defaults only
+    for cached in (ui.pricing.choices, ui.pricing.scenario_choices, ui.pricing.scenario_run,
+                   ui.pricing.scenario_curve, ui.pricing.scenario_frontier):
+        cached.clear()
+    at = fresh
+    at.run()
+    assert counted["prepare_choices"] == 1 and counted["run_on_choices"] == 1, counted
+    counted.clear()
+    at.run()
+    assert not counted, counted  # a plain rerun recomputes nothing
+    start = _profit(at)
+    for group in MOVES:
+        defaults = [(key, _widget(at, f"pricing_{key}_widget").value) for key, _, _ in group]
+        for key, value, stages in group:
+            before = _profit(at)
+            _set(at, **{key: value})
+            assert _profit(at) != before, key
+            assert set(counted) == stages, (key, counted)
+            # one optimisation per move; demand, segments and bundles are never recomputed
+            assert counted["run_on_choices"] == 1, (key, counted)
+            counted.clear()
+        # back to the defaults: the same numbers, all from the caches
+        for key, value in reversed(defaults):
+            _set(at, **{key: value})
+        assert _profit(at) == start, group
+        assert not counted, (group, counted)
+    # the A/B control and the bundle picker re-run neither the draws nor the prices
+    _set(at, ab=30)
+    assert not counted, counted
+    _set(at, bundle=1)
+    assert set(counted) == {"price_curve"}, counted

@@ -1,29 +1,47 @@
-"""Pricing page glue: cached demand and draws, and the page's figures.
+"""Pricing page glue: cached demand, draws and scenario results, the observed-results
+upload, and the page's figures.
 
-Upstream work (segments, bundles, demand calibration, the simulated visitors'
-willingness to pay) is cached on its inputs; a slider move that changes only
-prices, guardrails, synergy or the segment mix reuses the cached draws
-(common random numbers) and only re-optimises and re-evaluates.
+Upstream work (segments, bundles, demand calibration) comes from ``ui.pipeline``.
+Below it, each result is cached on exactly the settings it depends on:
+
+- the simulated visitors' draws (``choices``): elasticity and season;
+- the scenario's draws (``scenario_choices``): those plus synergy and segment mix,
+  which re-weight the same draws (common random numbers);
+- the optimised prices and baselines (``scenario_run``): those plus the guardrails;
+- the price curve of one bundle (``scenario_curve``): the demand settings and the bundle;
+- the revenue/margin frontier (``scenario_frontier``): the demand settings and the
+  largest discount;
+- the proposed moves from an observed-results file (``propose_moves``): the file
+  and the scenario.
+
+So a guardrail slider re-optimises without new draws, the bundle picker redraws
+one curve, and the A/B control slider re-runs only the A/B comparison.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import io
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
+from engine import columns as C
 from engine.data.dataset import Dataset
 from engine.errors import DataValidationError, Issue
 from engine.pricing import (
     DemandConfig,
     DemandModel,
+    PricingConfig,
     PricingRun,
+    adjust_prices,
     bundle_synergy,
     month_index,
+    price_curve,
+    run_on_choices,
     seasonal_index,
 )
 from engine.pricing.simulate import Choices, Market, evaluate, prepare_choices
@@ -117,6 +135,99 @@ def choices(
     del offer_key
     m = market(name, folder, n_segments, elasticity, month, _dataset, _offer)
     return prepare_choices(m, _offer.bundles, _offer.segments, 0.0, n_customers, seed=0)
+
+
+@dataclasses.dataclass(frozen=True)
+class DemandSettings:
+    """The page's demand sliders. Only ``elasticity`` and ``month`` change the
+    simulated visitors; ``synergy`` and ``mix`` re-weight the same draws."""
+
+    elasticity: float | None  # None: price sensitivity from the data
+    month: int  # 0: the whole year
+    synergy: float | None  # None: from the co-purchase lift
+    mix: tuple[float, ...]  # visitors per period in each segment
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def scenario_choices(
+    name: str, folder: str, n_segments: int, settings: DemandSettings, n_customers: int,
+    _dataset: Dataset, _offer: Offer,
+) -> Choices:
+    """The simulated visitors with the scenario's synergy and segment mix."""
+    ch = choices(name, folder, n_segments, settings.elasticity, settings.month, n_customers,
+                 _offer.bundles + (_offer.segments,), _dataset, _offer)
+    syn = (lift_synergy(name, folder, n_segments, _offer.bundles, _dataset)
+           if settings.synergy is None else settings.synergy)
+    return ch.with_synergy(syn).with_segment_size(np.asarray(settings.mix, float))
+
+
+@st.cache_resource(show_spinner="Optimising prices…", max_entries=16)
+def scenario_run(
+    name: str, folder: str, n_segments: int, settings: DemandSettings, config: PricingConfig,
+    _dataset: Dataset, _offer: Offer,
+) -> PricingRun:
+    """Optimised prices, outcomes and baselines of the scenario."""
+    ch = scenario_choices(name, folder, n_segments, settings, config.n_customers, _dataset,
+                          _offer)
+    return run_on_choices(ch, _offer.bundles, config)
+
+
+@st.cache_resource(show_spinner=False, max_entries=64)
+def scenario_curve(
+    name: str, folder: str, n_segments: int, settings: DemandSettings, n_customers: int,
+    bundle: int, _dataset: Dataset, _offer: Offer,
+) -> pd.DataFrame:
+    """Revenue and profit of one bundle against its price (no guardrails involved)."""
+    ch = scenario_choices(name, folder, n_segments, settings, n_customers, _dataset, _offer)
+    return price_curve(ch, bundle)
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def scenario_frontier(
+    name: str, folder: str, n_segments: int, settings: DemandSettings, n_customers: int,
+    max_discount: float, _dataset: Dataset, _offer: Offer,
+) -> pd.DataFrame:
+    ch = scenario_choices(name, folder, n_segments, settings, n_customers, _dataset, _offer)
+    return frontier(ch, max_discount)
+
+
+@st.cache_resource(show_spinner="Re-calibrating to the observed results…", max_entries=8)
+def propose_moves(
+    file_name: str, data: bytes, name: str, folder: str, n_segments: int,
+    settings: DemandSettings, config: PricingConfig, _dataset: Dataset, _offer: Offer,
+) -> pd.DataFrame:
+    """Re-calibrate the scenario's demand to an uploaded observed-results CSV and
+    re-optimise: one row per observed bundle with the old and new price and the reason.
+
+    A malformed file raises DataValidationError naming the file, column and rows;
+    nothing else changes (the scenario's prices stay as they are)."""
+    observed = read_observed(file_name, data, _offer.bundle_ids)
+    run = scenario_run(name, folder, n_segments, settings, config, _dataset, _offer)
+    mix = np.asarray(settings.mix, float)
+    m = market(name, folder, n_segments, settings.elasticity, settings.month, _dataset,
+               _offer).with_segment_mix(mix, mix.sum())
+    adj = adjust_prices(m, _offer.bundles, _offer.segments, _offer.bundle_ids, run.prices,
+                        observed, config, synergy=run.choices.synergy)
+    return adj.moves
+
+
+def moves_frame(moves: pd.DataFrame, off: Offer) -> pd.DataFrame:
+    """The proposed moves as the page shows them: bundle name, prices, direction, reason."""
+    label = dict(zip(off.bundle_ids, off.labels, strict=True))
+    change = moves["new_price"] - moves["old_price"]
+    return pd.DataFrame(
+        {
+            "bundle": moves[C.BUNDLE_ID].map(label),
+            "bundle_id": moves[C.BUNDLE_ID],
+            "current price": moves["old_price"],
+            "proposed price": moves["new_price"],
+            "move": np.where(np.isclose(change, 0.0), "keep",
+                             np.where(change < 0, "down", "up")),
+            "predicted take rate": moves["predicted_take_rate"],
+            "observed take rate": moves["observed_take_rate"],
+            "reason": moves["reason"],
+        }
+    )
 
 
 # --- figures (pure functions of results) ----------------------------------------------
@@ -243,13 +354,77 @@ def sources_frame(model: DemandModel, dataset: Dataset) -> pd.DataFrame:
     return frame
 
 
-def read_observed(file_name: str, data: bytes) -> pd.DataFrame:
-    """An uploaded observed-results CSV; unreadable bytes raise DataValidationError."""
+OBSERVED_HINT = (
+    "one row per bundle and period: bundle_id (from the exported price list), period, "
+    "price (the price it was sold at), units (bundles sold), optional visitors (who saw it)"
+)
+
+
+FILL = "fill it in or delete the row"
+
+
+def read_observed(
+    file_name: str, data: bytes, bundle_ids: Sequence[str] | None = None
+) -> pd.DataFrame:
+    """An uploaded observed-results CSV (bundle_id, period, price, units[, visitors]),
+    checked row by row. Every problem is an Issue naming the file, the column and the
+    rows as a spreadsheet numbers them (header = row 1); any problem raises
+    DataValidationError. ``bundle_ids``: the priced bundles, when known."""
     try:
-        return pd.read_csv(io.BytesIO(data))
+        frame = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False)
     except (ValueError, UnicodeDecodeError) as err:  # pandas' ParserError is a ValueError
         raise DataValidationError([Issue(file_name, None, "readable_csv", f"not a CSV: {err}",
                                          hint="save the file as CSV (UTF-8)")]) from err
+    frame.columns = [str(c).strip().lower() for c in frame.columns]
+    issues = [
+        Issue(file_name, col, "required_columns",
+              f"no '{col}' column (found {list(frame.columns)})", hint=OBSERVED_HINT)
+        for col in C.OBSERVED_COLUMNS if col not in frame.columns
+    ]
+    if not issues and frame.empty:
+        issues.append(Issue(file_name, None, "has_rows", "no data rows", hint=OBSERVED_HINT))
+    if issues:
+        raise DataValidationError(issues)
+
+    def rows(mask) -> tuple[int, ...]:
+        return tuple(int(i) + 2 for i in np.flatnonzero(np.asarray(mask))[:5])
+
+    def check(column: str, rule: str, message: str, mask, hint: str = OBSERVED_HINT) -> None:
+        if np.any(mask):
+            issues.append(Issue(file_name, column, rule,
+                                f"{int(np.sum(mask))} row(s) {message}", rows(mask), hint))
+
+    text = frame.apply(lambda col: col.str.strip())
+    check(C.BUNDLE_ID, "not_blank", "without a bundle id", text[C.BUNDLE_ID] == "", FILL)
+    check(C.PERIOD, "not_blank", "without a period", text[C.PERIOD] == "", FILL)
+    if bundle_ids is not None:
+        unknown = (text[C.BUNDLE_ID] != "") & ~text[C.BUNDLE_ID].isin([str(b) for b in bundle_ids])
+        check(C.BUNDLE_ID, "known_bundle", "name a bundle that is not in the price list", unknown,
+              hint="use the bundle_id column of the exported price list")
+    out = frame.copy()
+    out[C.BUNDLE_ID] = text[C.BUNDLE_ID]
+    numbers = {C.PRICE: "a price above 0", C.UNITS: "a count of 0 or more",
+               C.VISITORS: "a count above 0 (or blank)"}
+    for col, wanted in numbers.items():
+        if col not in text:
+            continue
+        value = pd.to_numeric(text[col], errors="coerce")
+        blank = text[col] == ""
+        if col == C.VISITORS:
+            bad = ~blank & ~(value > 0)
+        else:
+            bad = blank | ~(value >= 0 if col == C.UNITS else value > 0)
+        shown = ", ".join(repr(v) for v in text[col][bad].head(3))
+        check(col, "number", f"where it is not {wanted} ({shown})", bad,
+              "plain numbers, '.' for decimals, no currency signs")
+        out[col] = value
+    if C.VISITORS in out:
+        check(C.UNITS, "units_within_visitors", "sold more units than they had visitors",
+              out[C.UNITS] > out[C.VISITORS],
+              "visitors: everyone who was offered the bundle in that period")
+    if issues:
+        raise DataValidationError(issues)
+    return out
 
 
 def ab_frame(table: pd.DataFrame) -> pd.DataFrame:
