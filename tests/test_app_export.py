@@ -47,6 +47,15 @@ def test_json_download_holds_every_bundle(page):
     assert [r["bundle_id"] for r in rows] == prices["bundle_id"].tolist()
 
 
+def test_csv_download_reads_back_as_the_price_list(page):
+    from engine.export import escape_frame, to_csv_bytes
+
+    prices = page.session_state["export_price_list"]
+    back = pd.read_csv(io.BytesIO(to_csv_bytes(prices)), keep_default_na=False,
+                       dtype={"segment": str})
+    pd.testing.assert_frame_equal(back, escape_frame(prices), check_dtype=False)
+
+
 def test_offers_are_shop_ids_by_default_and_pseudonyms_when_ticked(page):
     offers = page.session_state["export_offer_list"]
     assert tuple(offers.columns) == OFFER_COLUMNS

@@ -1,5 +1,6 @@
 """The Pricing and Export pages in a real browser: a guardrail slider moved with
-the keyboard reprices at once, and the Export page's CSV download is that price list."""
+the keyboard reprices at once, the Pricing page's link leads to the Export page,
+and the Export page's CSV download is that price list."""
 
 from __future__ import annotations
 
@@ -64,7 +65,10 @@ def test_slider_reprices_and_export_downloads_the_price_list(page, app_url, tmp_
     full_page_screenshot(page, shot)
     assert shot.stat().st_size > 50_000
 
-    _open(page, "Export")
+    # one place owns the downloads: the Pricing page links to the Export page
+    assert page.get_by_role("button", name="Price list CSV").count() == 0
+    page.get_by_role("link", name=re.compile("Download this scenario's price list")).click()
+    wait_idle(page)
     page.get_by_text("Prices from your latest scenario on the Pricing page.").wait_for(
         timeout=120_000
     )
