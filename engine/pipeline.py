@@ -40,6 +40,7 @@ from engine.pricing import (
 from engine.pricing.demand import DemandConfig, DemandModel, bundle_synergy, calibrate_demand
 from engine.recommend.copurchase import CoPurchaseStats
 from engine.recommend.hybrid import PreferenceConfig
+from engine.threads import single_threaded
 
 if TYPE_CHECKING:
     from engine.recommend import Preferences
@@ -215,15 +216,15 @@ def run(
         prefs = fit_preferences(dataset, embeddings, config.preferences, seed=config.seed)
     with step("recommendations"):
         recs = recommend_top_k(prefs, dataset, embeddings, config.recommendations_k)
-    with step("demand"):
+    with step("demand"), single_threaded():
         demand = calibrate_demand(dataset, prefs.segment_labels, config.demand)
-    with step("bundles"):
+    with step("bundles"), single_threaded():
         inputs = bundle_inputs(dataset, prefs, embeddings)
         ranker = profit_ranker(
             demand, prefs.copurchase, config.demand, config.pricing, config.profit_draws
         )
         bundles = find_bundles(inputs, config.beam, profit_fn=ranker)
-    with step("pricing"):
+    with step("pricing"), single_threaded():
         priced = price_offers(demand, prefs.copurchase, bundles, config.demand, config.pricing)
 
     out.mkdir(parents=True, exist_ok=True)
