@@ -25,6 +25,7 @@ from engine.recommend import (
 )
 from engine.recommend.hybrid import WEIGHT_GRID, HybridModel, _segment_rates
 from engine.recommend.models import top_k
+from engine.recommend.preferences import explain_many
 from engine.recommend.profiles import recency_weights
 from engine.sample_market import true_segment_labels
 
@@ -258,3 +259,15 @@ def test_reasons_name_the_strongest_past_purchase(sample, prefs):
         text = emb[bought] @ emb[p]
         alike = bought[np.lexsort((bought, -text))[0]]
         assert f"similar to {names[alike]} (text {text.max():.2f})" in reason
+
+
+def test_reasons_for_all_customers_equal_one_customer_reasons(sample, prefs):
+    """The reasons computed for every customer at once read as ``explain_many`` writes
+    them for one customer at a time."""
+    ds, emb, _, _ = sample
+    recs = recommend_top_k(prefs, ds, emb, k=5)
+    for cid in ds.customer_ids[::41]:
+        mine = recs[recs[C.CUSTOMER_ID] == cid]
+        products = ds.product_index(mine[C.PRODUCT_ID].tolist())
+        customer = ds.customer_index([cid])[0]
+        assert mine["reason"].tolist() == explain_many(prefs, ds, emb, customer, products)
