@@ -20,7 +20,7 @@ import torch
 from sklearn.cluster import KMeans
 from sklearn.decomposition import TruncatedSVD
 from sklearn.feature_extraction.text import TfidfTransformer
-from sklearn.metrics import silhouette_score
+from sklearn.metrics import pairwise_distances, silhouette_score
 from sklearn.preprocessing import normalize
 
 from engine import columns as C
@@ -84,13 +84,14 @@ def suggest_k(rep: np.ndarray, k_range=(2, 10), seed: int = 0, sample: int = 200
     """The k in ``k_range`` (inclusive) with the best silhouette, and all scores."""
     rng = np.random.default_rng(seed)
     idx = rng.choice(len(rep), size=min(sample, len(rep)), replace=False)
+    distances = pairwise_distances(rep[idx])  # once, not once per k
     scores = {}
     for k in range(k_range[0], min(k_range[1], len(rep) - 1) + 1):
         # fitted on the sample too: the silhouette only needs a sample, and a
         # k-means per candidate k on every customer dominated the fit time
         labels = KMeans(n_clusters=k, n_init=2, random_state=seed).fit_predict(rep[idx])
         if len(np.unique(labels)) > 1:
-            scores[k] = float(silhouette_score(rep[idx], labels))
+            scores[k] = float(silhouette_score(distances, labels, metric="precomputed"))
     best = max(scores, key=lambda k: (scores[k], -k)) if scores else k_range[0]
     return best, scores
 
