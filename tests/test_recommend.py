@@ -271,3 +271,17 @@ def test_reasons_for_all_customers_equal_one_customer_reasons(sample, prefs):
         products = ds.product_index(mine[C.PRODUCT_ID].tolist())
         customer = ds.customer_index([cid])[0]
         assert mine["reason"].tolist() == explain_many(prefs, ds, emb, customer, products)
+
+
+def test_recommendations_kept_from_the_fit_equal_fresh_scoring(sample, prefs):
+    """recommend_top_k reads the top products the fit kept; scoring the customers
+    again gives the same ranking and scores (and more than were kept still works)."""
+    from dataclasses import replace
+
+    ds, emb, _, _ = sample
+    fresh = replace(prefs, top_products=None, top_scores=None)
+    kept = recommend_top_k(prefs, ds, emb, k=10, reasons=False)
+    scored = recommend_top_k(fresh, ds, emb, k=10, reasons=False)
+    pd.testing.assert_frame_equal(kept, scored, atol=1e-4)
+    more = recommend_top_k(prefs, ds, emb, k=prefs.top_products.shape[1] + 5, reasons=False)
+    assert len(more) == ds.n_customers * (prefs.top_products.shape[1] + 5)

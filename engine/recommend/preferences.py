@@ -32,6 +32,9 @@ from engine.threads import single_threaded
 
 log = logging.getLogger(__name__)
 
+# best products kept per customer from the fit (a run recommends 10 by default)
+TOP_KEPT = 20
+
 
 @dataclass(frozen=True)
 class Preferences:
@@ -42,6 +45,9 @@ class Preferences:
     segment_affinity : S × P, members' mean P(u, p).
     category_affinity : S × categories, summed segment_affinity per category.
     silhouette : {k: silhouette score} over ``config.k_range``.
+    top_products, top_scores : every customer's ``TOP_KEPT`` best products (seen ones
+        excluded when ``config.exclude_seen``) and their scores, ranked; kept from the
+        fit's scoring of every customer so ``recommend_top_k`` need not score again.
     """
 
     model: HybridModel
@@ -53,6 +59,8 @@ class Preferences:
     suggested_k: int
     silhouette: dict
     config: PreferenceConfig
+    top_products: np.ndarray | None = None
+    top_scores: np.ndarray | None = None
 
     @property
     def n_segments(self) -> int:
@@ -146,13 +154,57 @@ def _fit_preferences(dataset, embeddings, config, seed, report) -> Preferences:
     model = HybridModel(config).fit(dataset, embeddings, segments=labels)
     report(0.6)
     stats = copurchase_stats(dataset.baskets)
-    affinity = model.segment_means(labels, k)
+    affinity, top_products, top_scores = _segment_means_and_top(model, labels, k, config)
     report(0.9)
     cats = dataset.products[C.CATEGORY].fillna("").astype(str).replace("", "(none)")
     cat_aff = pd.DataFrame(affinity.T).groupby(cats.to_numpy()).sum().T
     cat_aff.index.name = C.SEGMENT
     report(1.0)
-    return Preferences(model, stats, labels, centroids, affinity, cat_aff, suggested, scores, config)
+    return Preferences(model, stats, labels, centroids, affinity, cat_aff, suggested, scores, config,
+                       top_products, top_scores)
+
+
+def _ranked(prefs: Preferences, idx: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Top ``k`` product indices and scores of customers ``idx``: from the fit when it
+    kept that many, else scored here."""
+    model = prefs.model
+    model._customers(idx)  # IndexError for a bad index
+    if prefs.top_products is not None and k <= prefs.top_products.shape[1]:
+        return prefs.top_products[idx, :k], prefs.top_scores[idx, :k]
+    ids, vals = [np.zeros((0, k), np.int64)], [np.zeros((0, k), np.float32)]
+    for start in range(0, len(idx), model.chunk_size):
+        chunk = idx[start : start + model.chunk_size]
+        scores = model.score_torch(chunk)
+        if prefs.config.exclude_seen:
+            scores = mask_seen(scores, model.X_[chunk])
+        v, i = top_k(scores, k)
+        ids.append(i.cpu().numpy())
+        vals.append(v.float().cpu().numpy())
+    return np.concatenate(ids), np.concatenate(vals)
+
+
+def _segment_means_and_top(model: HybridModel, labels: np.ndarray, n_segments: int,
+                           config: PreferenceConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``model.segment_means`` and each customer's ``TOP_KEPT`` best products from one
+    scoring pass over the customers (the recommendations scored them all again)."""
+    X = model.X_
+    total = torch.zeros(n_segments, X.shape[1], dtype=torch.float64, device=model.device_)
+    labels_t = torch.as_tensor(np.asarray(labels, np.int64), device=model.device_)
+    kept = min(TOP_KEPT, X.shape[1])
+    top_products = np.zeros((X.shape[0], kept), np.int64)
+    top_scores = np.zeros((X.shape[0], kept), np.float32)
+    for start in range(0, X.shape[0], model.chunk_size):
+        idx = np.arange(start, min(start + model.chunk_size, X.shape[0]))
+        scores = model.score_torch(idx)
+        prob = torch.softmax(scores / model.config.temperature, dim=1)
+        total.index_add_(0, labels_t[idx], prob.double())
+        if config.exclude_seen:
+            scores = mask_seen(scores, X[idx])
+        vals, ids = top_k(scores, kept)
+        top_products[idx], top_scores[idx] = ids.cpu().numpy(), vals.float().cpu().numpy()
+    sizes = np.bincount(labels, minlength=n_segments).astype(np.float64)
+    affinity = (total.cpu().numpy() / np.maximum(sizes, 1)[:, None]).astype(np.float32)
+    return affinity, top_products, top_scores
 
 
 def explain(prefs: Preferences, dataset, embeddings: np.ndarray, customer: int, product: int) -> str:
@@ -288,19 +340,8 @@ def recommend_top_k(
 
 
 def _recommend_top_k(prefs, dataset, embeddings, k, customers, reasons) -> pd.DataFrame:
-    model = prefs.model
     idx = np.arange(dataset.n_customers) if customers is None else np.asarray(customers, np.int64)
-    ids, vals = [], []
-    for start in range(0, len(idx), model.chunk_size):
-        chunk = idx[start : start + model.chunk_size]
-        scores = model.score_torch(chunk)
-        if prefs.config.exclude_seen:
-            scores = mask_seen(scores, model.X_[chunk])
-        v, i = top_k(scores, k)
-        ids.append(i.cpu().numpy())
-        vals.append(v.float().cpu().numpy())
-    top = np.concatenate(ids) if ids else np.zeros((0, k), np.int64)
-    val = np.concatenate(vals) if vals else np.zeros((0, k), np.float32)
+    top, val = _ranked(prefs, idx, k)
     kk = top.shape[1]
     cust = np.repeat(idx, kk)
     prod = top.ravel()
