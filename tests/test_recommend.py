@@ -285,3 +285,16 @@ def test_recommendations_kept_from_the_fit_equal_fresh_scoring(sample, prefs):
     pd.testing.assert_frame_equal(kept, scored, atol=1e-4)
     more = recommend_top_k(prefs, ds, emb, k=prefs.top_products.shape[1] + 5, reasons=False)
     assert len(more) == ds.n_customers * (prefs.top_products.shape[1] + 5)
+
+
+def test_shared_cooccurrence_gives_the_same_models(sample):
+    """EASE and item-kNN fitted with one precomputed BᵀB equal their own fits."""
+    from engine.recommend.models import cooccurrence_matrix
+
+    ds = sample[0]
+    binary = sp.csr_matrix(ds.matrix, dtype=np.float32)
+    binary.data[:] = 1.0
+    co = cooccurrence_matrix(binary)
+    assert torch.equal(EASE().fit(binary, co).weights_, EASE().fit(binary).weights_)
+    shared, own = ItemKNN().fit(binary, co).similarity_, ItemKNN().fit(binary).similarity_
+    assert (shared != own).nnz == 0

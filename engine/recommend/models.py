@@ -48,6 +48,14 @@ def mask_seen(scores: torch.Tensor, seen: sp.csr_matrix) -> torch.Tensor:
     return scores
 
 
+def cooccurrence_matrix(binary: sp.spmatrix) -> sp.csr_matrix:
+    """P × P: BᵀB, customers who bought both products (diagonal: buyers of each), of a
+    0/1 customers × products matrix; EASE and item-kNN fitted on the same matrix can
+    share it."""
+    B = sp.csr_matrix(binary, dtype=np.float32)
+    return sp.csr_matrix(B.T @ B)
+
+
 class Recommender:
     """Shared interface; subclasses set ``X_`` in ``fit`` and implement ``_score``."""
 
@@ -126,12 +134,14 @@ class ItemKNN(Recommender):
         self.shrink = shrink
         self.device = device
 
-    def fit(self, data) -> ItemKNN:
+    def fit(self, data, cooccurrence: sp.spmatrix | None = None) -> ItemKNN:
+        """``cooccurrence``: BᵀB of the bought/not-bought matrix if already computed
+        (``cooccurrence_matrix(B)``, which EASE on the same binary matrix also takes)."""
         X = as_matrix(data)
         self.device_ = choose_device(self.device)
         B = X.copy()
         B.data[:] = 1.0
-        co = (B.T @ B).tocsr()
+        co = cooccurrence_matrix(B) if cooccurrence is None else sp.csr_matrix(cooccurrence)
         n = torch.as_tensor(np.asarray(B.sum(axis=0)).ravel(), dtype=torch.float32)
         root = n.sqrt()
         P, k = X.shape[1], min(self.n_neighbours, max(X.shape[1] - 1, 1))
@@ -186,7 +196,9 @@ class EASE(Recommender):
         self.max_items = max_items
         self.device = device
 
-    def fit(self, data) -> EASE:
+    def fit(self, data, cooccurrence: sp.spmatrix | None = None) -> EASE:
+        """``cooccurrence``: XᵀX if already computed (``cooccurrence_matrix(data)`` of a 0/1
+        ``data``, the matrix item-kNN also takes), so the two fits share one product."""
         X = as_matrix(data)
         self.device_ = choose_device(self.device)
         counts = np.asarray((X > 0).sum(axis=0)).ravel()
@@ -194,8 +206,14 @@ class EASE(Recommender):
         if len(items) > self.max_items:
             items = np.sort(items[np.argsort(-counts[items], kind="stable")[: self.max_items]])
             log.info("EASE restricted to the %d most-bought of %d products", len(items), X.shape[1])
-        Xi = X[:, items]
-        G = torch.as_tensor((Xi.T @ Xi).toarray(), dtype=torch.float32, device=self.device_)
+        if cooccurrence is None:
+            Xi = X[:, items]
+            gram = Xi.T @ Xi
+        else:
+            gram = sp.csr_matrix(cooccurrence)
+            if len(items) < X.shape[1]:
+                gram = gram[items][:, items]
+        G = torch.as_tensor(gram.toarray(), dtype=torch.float32, device=self.device_)
         G += self.l2 * torch.eye(len(items), dtype=G.dtype, device=G.device)
         P = _spd_inverse(G, len(items))
         B = -P / torch.diagonal(P)[None, :]
