@@ -38,6 +38,7 @@ from engine.pricing import (
     price_bundles,
 )
 from engine.pricing.demand import DemandConfig, DemandModel, bundle_synergy, calibrate_demand
+from engine.pricing.simulate import Choices
 from engine.recommend.copurchase import CoPurchaseStats
 from engine.recommend.hybrid import PreferenceConfig
 from engine.threads import single_threaded
@@ -141,13 +142,22 @@ def profit_ranker(
             synergy = bundle_synergy([copurchase.lift_block(idx, idx)], demand_config)
             choices = prepare_choices(market, [key[1]], [key[0]], synergy, cfg.n_customers, cfg.seed)
             best = optimise_prices(choices, cfg)[0]
-            with_bundle = evaluate(choices, np.array([best.price])).per_bundle["profit"].iat[0]
-            without = evaluate(choices, np.array([1e30])).per_bundle["profit"].iat[0]
+            # with and without the bundle in one evaluation (the same visitors twice)
+            profits = evaluate(_twice(choices), np.array([best.price, 1e30])).per_bundle["profit"]
+            with_bundle, without = profits.iat[0], profits.iat[1]
             # per visitor, not per period: on the objective's scale whatever the segment size
             cache[key] = float(with_bundle - without) / max(float(choices.segment_size[0]), 1.0)
         return cache[key]
 
     return profit
+
+
+def _twice(choices: Choices) -> Choices:
+    """``choices`` with its one bundle twice, to evaluate two prices in one call."""
+    def double(value):
+        return value if value is None or np.ndim(value) == 0 else np.concatenate([value, value])
+
+    return Choices(**{f.name: double(getattr(choices, f.name)) for f in fields(choices)})
 
 
 def find_bundles(
