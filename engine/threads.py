@@ -8,23 +8,41 @@ on one, the EASE inverse 3.7-4.4 s vs 0.9-1.0 s, scikit-learn's k-means search
 8.5-13 s vs 1.5-1.9 s; on an idle machine one thread costs about as much as it
 saves (fit 6.2 vs 7.4 s, recommendations 4.4 vs 3.4 s). The encoder keeps its
 threads: one large matrix product per batch, where they pay.
+
+So the limit applies only on machines with at most two cores, where it was
+measured; with more cores the libraries keep their own thread counts.
+``ENGINE_THREADS`` overrides: a number of threads, or 0 for no limit.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 
 import torch
 from threadpoolctl import threadpool_limits
 
 
+def thread_limit() -> int:
+    """Threads for the CPU-bound stages; 0: no limit."""
+    setting = os.environ.get("ENGINE_THREADS", "").strip()
+    if setting:
+        return max(int(setting), 0)
+    return 1 if (os.cpu_count() or 1) <= 2 else 0
+
+
 @contextlib.contextmanager
 def single_threaded():
-    """torch, OpenMP and BLAS on one thread inside the block; restored after."""
+    """torch, OpenMP and BLAS on ``thread_limit()`` threads inside the block (on one
+    on a machine with at most two cores); restored after."""
+    limit = thread_limit()
+    if limit == 0:
+        yield
+        return
     before = torch.get_num_threads()
-    torch.set_num_threads(1)
+    torch.set_num_threads(limit)
     try:
-        with threadpool_limits(1):
+        with threadpool_limits(limit):
             yield
     finally:
         torch.set_num_threads(before)

@@ -52,7 +52,14 @@ import torch
 
 from engine.device import choose_device
 from engine.errors import DataValidationError
-from engine.recommend.models import EASE, ItemKNN, Recommender, mask_seen, top_k
+from engine.recommend.models import (
+    EASE,
+    ItemKNN,
+    Recommender,
+    cooccurrence_matrix,
+    mask_seen,
+    top_k,
+)
 from engine.recommend.profiles import content_profiles, recency_weights, weighted_matrix
 
 log = logging.getLogger(__name__)
@@ -170,8 +177,10 @@ class HybridModel(Recommender):
         W = weighted_matrix(dataset, cfg.half_life_days)
         # the item weights are learned from who bought what (binary)
         binary = _binary(W)
-        self.ease_ = EASE(cfg.ease_l2, cfg.ease_max_items, device=str(self.device_)).fit(binary)
-        self.knn_ = ItemKNN(cfg.knn_neighbours, cfg.knn_shrink, device=str(self.device_)).fit(binary)
+        co = cooccurrence_matrix(binary)  # shared by both models
+        dev = str(self.device_)
+        self.ease_ = EASE(cfg.ease_l2, cfg.ease_max_items, device=dev).fit(binary, co)
+        self.knn_ = ItemKNN(cfg.knn_neighbours, cfg.knn_shrink, device=dev).fit(binary, co)
         self.profiles_ = content_profiles(W, emb)
         self.embeddings_ = emb
         buyers = np.asarray(binary.sum(axis=0)).ravel()
