@@ -375,3 +375,23 @@ def test_customer_affinity_blends_own_purchases_with_the_segment():
     np.testing.assert_allclose(seg, [[0.5, 0, 0, 0.5], [0, 0.625, 0.375, 0]])
     row = customer_affinity(matrix, 2, seg[1], own_weight=0.5)
     np.testing.assert_allclose(row, [[0, 0.4375, 0.5625, 0]])
+
+
+def test_reason_says_highly_only_when_the_segment_does():
+    """The reason compares the favourite product with the segment's average product."""
+    from engine.bundles.objective import ObjectiveWeights, _reason
+
+    class Inputs:
+        names = np.array(["a", "b", "c", "d"])
+        segment_labels = ["S1"]
+        price = np.ones(4)
+
+        @staticmethod
+        def unit_cost(margin, idx):
+            return np.full(len(idx), 0.5)
+
+    lift, w = np.array([[1.0, 3.0], [3.0, 1.0]]), ObjectiveWeights()
+    liked = _reason(Inputs, 0, np.array([0, 1]), np.array([1.0, 0.1, 0.1, 0.1]), lift, w)
+    assert "picks 'a' 3.1× as often as its average product" in liked
+    flat = _reason(Inputs, 0, np.array([0, 1]), np.array([0.3, 0.2, 0.3, 0.4]), lift, w)
+    assert "no better than its average product" in flat

@@ -297,7 +297,13 @@ def _reason(inputs, segment, idx, aff, lift, w) -> str:
     names = inputs.names
     label = inputs.segment_labels[segment]
     fav = idx[np.argmax(aff[idx])]
-    parts = [f"Segment {label} rates '{names[fav]}' highly"]
+    # against the segment's average product: "highly" only when it is so
+    ratio = float(aff[fav] / max(float(aff.mean()), 1e-12))
+    if ratio >= 1.5:
+        parts = [f"Segment {label} picks '{names[fav]}' {ratio:.1f}× as often as its average product"]
+    else:
+        parts = [f"'{names[fav]}' fits segment {label} best of these, though no better than "
+                 "its average product"]
     if len(idx) >= 2:
         sub = lift.copy()
         np.fill_diagonal(sub, -np.inf)
