@@ -155,3 +155,21 @@ def test_cheap_bundle_gets_a_positive_flagged_price_not_a_negative_ending():
     (result,) = optimise_prices(choices, cfg)
     assert 0 < result.price <= 0.58
     assert not result.converged and "guardrail" in result.message
+
+
+def test_adjusted_prices_keep_the_spread_between_segments():
+    """Observed results for one segment's bundle re-price the same products for the
+    other segment too, within the largest spread allowed."""
+    price = np.array([20.0, 15.0])
+    mu = np.log(price)[None, :] + np.array([[0.1, 0.0], [0.6, 0.5]])
+    market = Market(mu, np.array([0.4, 0.4]), price, price * 0.4, np.array([1000.0, 1000.0]))
+    cfg = PricingConfig(max_discount=0.5, margin_floor=0.0, max_segment_spread=0.05,
+                        n_customers=20_000, seed=0)
+    bundles, segs, ids = [(0, 1), (0, 1)], [0, 1], ["B1", "B2"]
+    observed = pd.DataFrame({"bundle_id": ["B1"], "period": ["W1"], "price": [30.0],
+                             "units": [20], "visitors": [10_000]})
+    adj = adjust_prices(market, bundles, segs, ids, [30.0, 31.0], observed, cfg)
+    new_b1 = adj.moves.iloc[0]["new_price"]
+    choices = prepare_choices(adj.market, bundles, segs, 0.0, 20_000, 0)
+    new_b2 = optimise_prices(choices, cfg, groups=[[0, 1]])[1].price
+    assert max(new_b1, new_b2) / min(new_b1, new_b2) - 1 <= 0.05 + 1e-9

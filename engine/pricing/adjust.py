@@ -22,7 +22,7 @@ from scipy.optimize import brentq
 
 from engine import columns as C
 from engine.errors import DataValidationError, Issue
-from engine.pricing.optimise import PricingConfig, optimise_prices
+from engine.pricing.optimise import PricingConfig, optimise_prices, segment_groups
 from engine.pricing.simulate import Market, evaluate, prepare_choices
 
 log = logging.getLogger(__name__)
@@ -161,15 +161,17 @@ def adjust_prices(
     if moves.empty:
         return Adjustment(moves, market)
     idx = moves["bundle"].to_numpy()
-    choices = prepare_choices(
-        new_market, [bundles[k] for k in idx], [segments[k] for k in idx], syn[idx], n, seed
-    )
-    results = optimise_prices(choices, config)
+    # every bundle re-priced together, so the same products offered to several
+    # segments keep within the price spread; only the observed ones are shown
+    choices = prepare_choices(new_market, bundles, segments, syn, n, seed)
+    results = optimise_prices(choices, config, groups=segment_groups(bundles))
     moves["old_price"] = np.asarray(current_prices, float)[idx]
-    moves["new_price"] = [r.price for r in results]
-    moves["converged"] = [r.converged for r in results]
+    moves["new_price"] = [results[k].price for k in idx]
+    moves["converged"] = [results[k].converged for k in idx]
+    observed_prices = np.asarray(current_prices, float).copy()
+    observed_prices[idx] = moves["observed_price"].to_numpy()
     moves["adjusted_take_rate"] = (
-        evaluate(choices, moves["observed_price"].to_numpy()).per_bundle["take_rate"].to_numpy()
+        evaluate(choices, observed_prices).per_bundle["take_rate"].to_numpy()[idx]
     )
     moves["reason"] = [_reason(r) for r in moves.itertuples()]
     return Adjustment(moves.drop(columns="bundle"), new_market)
