@@ -18,6 +18,7 @@ from engine.pricing import (
     prepare_choices,
     segment_groups,
 )
+from engine.pricing.simulate import audience_draws, uniform_draws
 
 
 def _closed_form_profit(p, mu, sigma, cost):
@@ -54,6 +55,37 @@ def test_single_product_matches_closed_form_optimum():
     assert (
         abs(sim["profit"] - _closed_form_profit(res.price, mu, sigma, cost)) < 4 * sim["profit_se"]
     )
+
+
+def test_interest_scales_take_rates_and_draws_the_right_visitors():
+    """Known answer: a two-product bundle where a visitor wants product i with chance q_i
+    (independently) and then values it lognormally. With the bundle at a price nobody
+    pays, the share of all visitors buying product i is q_i · P(w_i >= list_i) (buying
+    both separately needs both wanted); the bundle's take rate at a low price is the share
+    wanting at least one product whose worth covers it, and everything is per visitor of
+    the segment, not per simulated member of the bundle's audience."""
+    q = np.array([0.3, 0.1])
+    mu, sigma, price = np.log([10.0, 20.0]), np.array([0.4, 0.4]), np.array([10.0, 20.0])
+    market = Market(mu=mu[None, :], sigma=sigma, list_price=price, cost=price * 0.5,
+                    segment_size=np.array([1000.0]), interest=q[None, :])
+    choices = prepare_choices(market, [(0, 1)], [0], n_customers=200_000, seed=2)
+    audience = 1 - (1 - q).prod()
+    assert choices.audience[0] == pytest.approx(audience)
+    # at a price nobody pays: singles only; units per visitor = sum_i q_i P(w_i >= p_i)
+    out = evaluate(choices, np.array([1e9])).per_bundle.iloc[0]
+    assert out["take_rate"] == 0
+    singles = choices.alt_units[0].mean() * audience
+    assert singles == pytest.approx(q.sum() * 0.5, rel=0.02)  # P(w >= list) = 0.5 here
+    # at a price of 0.01 every visitor wanting anything takes the bundle: the audience
+    low = evaluate(choices, np.array([0.01])).per_bundle.iloc[0]
+    assert low["take_rate"] == pytest.approx(audience, rel=1e-3)
+    assert low["units"] == pytest.approx(1000 * audience, rel=1e-3)
+    # who wants what: every simulated visitor wants at least one product; scaled by the
+    # audience, product i is wanted by q_i of all visitors and both by q_0 q_1
+    wants, share = audience_draws(q[None, :], uniform_draws(2, 200_000, 1, 2))
+    assert wants[0].any(axis=0).all()
+    np.testing.assert_allclose(wants[0].mean(axis=1) * share[0], q, rtol=0.02)
+    assert wants[0].all(axis=0).mean() * share[0] == pytest.approx(q.prod(), rel=0.05)
 
 
 def _small_market(seed=0):

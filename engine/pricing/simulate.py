@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
@@ -114,6 +115,26 @@ def audience_draws(q: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, np.ndarray
     k = np.arange(q.shape[1])[None, :, None]
     later = u[:, 1:, :] < q.astype(np.float32)[:, :, None]
     wants = (k == first[:, None, :]) | ((k > first[:, None, :]) & later)
+    return wants, audience
+
+
+_AUDIENCES: OrderedDict = OrderedDict()
+
+
+def cached_audience(q: np.ndarray, seed: int, n_customers: int) -> tuple[np.ndarray, np.ndarray]:
+    """``audience_draws`` on the seeded uniforms, kept for the last 4 interest tables:
+    a slider that moves willingness to pay (elasticity) re-draws nothing here."""
+    q = np.ascontiguousarray(q, np.float64)
+    key = (int(seed), int(n_customers), q.shape, q.tobytes())
+    if key in _AUDIENCES:
+        _AUDIENCES.move_to_end(key)
+        return _AUDIENCES[key]
+    wants, audience = audience_draws(q, uniform_draws(int(seed), int(n_customers), *q.shape))
+    wants.setflags(write=False)
+    audience.setflags(write=False)
+    _AUDIENCES[key] = (wants, audience)
+    while len(_AUDIENCES) > 4:
+        _AUDIENCES.popitem(last=False)
     return wants, audience
 
 
@@ -210,7 +231,7 @@ def prepare_choices(
     wants, audience = None, None
     if market.interest is not None:
         q = np.where(mask, np.asarray(market.interest)[seg[:, None], items], 0.0)
-        wants, audience = audience_draws(q, uniform_draws(int(seed), int(n_customers), b, size))
+        wants, audience = cached_audience(q, seed, n_customers)
 
     out = {
         name: np.empty((b, n_customers), np.float32)
