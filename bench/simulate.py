@@ -9,6 +9,7 @@ simulated customers. Run: ``.venv/bin/python bench/simulate.py``.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import numpy as np
 
@@ -70,9 +71,14 @@ def main() -> None:
         print(f"{n:>10} {full:>14.4f} {price_only:>13.4f} {1000 * full / n * 1000:>15.3f}")
     full, price_only = rows[20_000]
     growth = rows[80_000][0] / rows[5_000][0]
+    # baseline in the same run: the same market with every visitor in the market for
+    # every product (no interest shares, no audience draws)
+    everyone, _ = resimulate_time(20_000, replace(market, interest=None), bundles, segments)
+    print(f"20k customers, every visitor interested in everything: {everyone:.4f} s")
     print(
         f"SUMMARY: 200 bundles x 20k customers re-simulation {full:.3f} s = "
-        f"{full / BUDGET_S:.2f} x the 0.2 s budget (price-only move {price_only / BUDGET_S:.2f} x); "
+        f"{full / BUDGET_S:.2f} x the 0.2 s budget (price-only move {price_only / BUDGET_S:.2f} x; "
+        f"{full / everyone:.2f} x the market without interest shares); "
         f"5k->80k customers (16x) takes {growth:.1f}x the time"
     )
 
