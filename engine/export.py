@@ -59,7 +59,7 @@ def _reason(result: PriceResult, discount_pct: float) -> str:
         "segment_spread": "moved to keep segment prices within the allowed spread",
         "none": "maximises expected profit",
     }.get(result.binding, result.binding)
-    text = f"{discount_pct:.1f}% off the list total {bound}"
+    text = f"{discount_pct:.1f}% off the list total, {bound}"
     if not result.converged:
         text = f"WARNING: {result.message}. " + text
     return text + "."
