@@ -205,10 +205,10 @@ class HybridModel(Recommender):
         self._prior = torch.as_tensor(
             cfg.w_trend * self.trend_ + cfg.w_popularity * self.popularity_, device=dev
         )
-        self._segment_part = None
-        if self.segment_rate_ is not None and cfg.w_segment:
-            rate = torch.as_tensor(self.segment_rate_, device=dev)
-            self._segment_part = cfg.w_segment * standardise(rate)
+        # the segment part is the same row for every member: standardised once here
+        self._segment_z = None
+        if self.segment_rate_ is not None:
+            self._segment_z = standardise(torch.as_tensor(self.segment_rate_, device=dev))
         self.X_ = W
         self.chunk_size = cfg.chunk_size
         return self
@@ -243,9 +243,8 @@ class HybridModel(Recommender):
         knn = standardise_(self.knn_._score(binary)) if any(w < 1 for w in mixes) else ease
         n = rows.shape[0]
         segment = torch.zeros(1, rows.shape[1], device=dev)
-        if self.segment_rate_ is not None and customers is not None:
-            rate = torch.as_tensor(self.segment_rate_, device=dev)
-            segment = standardise(rate)[torch.as_tensor(self.segments_[customers], device=dev)]
+        if self._segment_z is not None and customers is not None:
+            segment = self._segment_z[torch.as_tensor(self.segments_[customers], device=dev)]
         shared = {
             "trend": torch.as_tensor(self.trend_, device=dev).expand(n, -1),
             "segment": segment.expand(n, -1),
@@ -285,9 +284,9 @@ class HybridModel(Recommender):
             content = torch.as_tensor(profiles, device=self.device_) @ emb.T
             score.add_(standardise_(content), alpha=cfg.w_content)
         score.add_(self._prior)
-        if self._segment_part is not None and customers is not None:
+        if self._segment_z is not None and customers is not None and cfg.w_segment:
             seg = torch.as_tensor(self.segments_[customers], device=self.device_)
-            score.add_(self._segment_part[seg])
+            score.add_(self._segment_z[seg], alpha=cfg.w_segment)
         return score
 
     def probabilities(self, customer_idx) -> np.ndarray:
@@ -357,10 +356,9 @@ def tune_weights(
     rows = model.X_[cust]
     profiles = content_profiles(rows, model.embeddings_)
     parts = model.parts_by_mix(rows, profiles, cust, WEIGHT_GRID["w_ease"])
-    seen = rows
 
     def ndcg(cfg: PreferenceConfig) -> float:
-        scores = mask_seen(combine(parts[cfg.w_ease], cfg).clone(), seen)
+        scores = mask_seen(combine(parts[cfg.w_ease], cfg), rows)  # combine gives a new tensor
         return ranking_metrics(top_k(scores, 20)[1].cpu().numpy(), targets, 20)[1]
 
     start = replace(fixed, w_ease=min(WEIGHT_GRID["w_ease"], key=lambda w: abs(w - config.w_ease)))
