@@ -10,7 +10,7 @@ States are (S, W, k) tensors of candidate positions. Size 1 starts from every
 candidate (or from the anchors); each step adds one candidate to every state,
 scores all (S, W, M) expansions with batched gathers from an (S, M, M) pair
 matrix, drops those that break a constraint, merges permutations of the same
-set (a key built from the sorted tuple) and keeps the best W. Every state of
+set (a sum of random per-candidate codes, so order does not matter) and keeps the best W. Every state of
 size kmin..kmax is a finished bundle; the finished pool is ranked by the full
 objective (with the pricing stage's profit when ``profit_fn`` is given) and
 thinned for diversity: no two returned bundles share more than
@@ -27,6 +27,7 @@ least that, i.e. the bundle grows one complementary product at a time.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from collections.abc import Callable, Sequence
@@ -222,25 +223,24 @@ def _candidates(
         )
     cp = inputs.copurchase
     first_n = max(1, m // 2)
-    out = np.empty((unary.shape[0], m), np.int64)
-    for s, u in enumerate(unary):
-        score = np.where(allowed, u, -np.inf)
-        order = np.argsort(-score, kind="stable")
-        first = order[:first_n]
-        # complementarity of every product with the first picks, from sparse counts only:
-        # pairs never bought together have lift ≤ 1, so they add no boost
-        seeds = np.concatenate([first, anchors])
-        block = cp.counts[seeds].tocoo()
-        n_i = cp.item_counts[seeds[block.row]]
-        n_j = cp.item_counts[block.col]
-        lift = (block.data + cp.shrinkage) / (n_i * n_j / max(cp.n_orders, 1) + cp.shrinkage)
-        boost = np.zeros(inputs.n_products)
-        np.maximum.at(boost, block.col, np.clip(np.log(lift), 0.0, LOG_LIFT_MAX))
-        score2 = score + config.weights.complementarity * boost
-        score2[first] = np.inf  # keep the first picks
-        chosen = np.argsort(-score2, kind="stable")[:m]
-        out[s] = np.sort(chosen)
-    return np.concatenate([np.broadcast_to(anchors, (len(out), len(anchors))), out], axis=1)
+    S, P = unary.shape
+    score = np.where(allowed[None, :], unary, -np.inf)
+    first = np.argsort(-score, axis=1, kind="stable")[:, :first_n]
+    # complementarity of every product with each segment's first picks, from sparse
+    # counts only (pairs never bought together have lift ≤ 1, so they add no boost),
+    # one sparse slice for all segments
+    seeds = np.concatenate([first, np.broadcast_to(anchors, (S, len(anchors)))], axis=1)
+    block = cp.counts[seeds.ravel()].tocoo()
+    n_i = cp.item_counts[seeds.ravel()[block.row]]
+    n_j = cp.item_counts[block.col]
+    lift = (block.data + cp.shrinkage) / (n_i * n_j / max(cp.n_orders, 1) + cp.shrinkage)
+    boost = np.zeros(S * P)
+    segment_of = block.row // seeds.shape[1]
+    np.maximum.at(boost, segment_of * P + block.col, np.clip(np.log(lift), 0.0, LOG_LIFT_MAX))
+    score2 = score + config.weights.complementarity * boost.reshape(S, P)
+    np.put_along_axis(score2, first, np.inf, axis=1)  # keep the first picks
+    out = np.sort(np.argsort(-score2, axis=1, kind="stable")[:, :m], axis=1)
+    return np.concatenate([np.broadcast_to(anchors, (S, len(anchors))), out], axis=1)
 
 
 # ---------------------------------------------------------------- search
@@ -295,23 +295,32 @@ def beam_search(
 
 
 def _pair_matrices(inputs: BundleInputs, config: BeamConfig, cand: np.ndarray) -> _Pairs:
-    """Clipped log lift, allowed pairs, complementary links, substitutes, lift."""
-    out = {k: [] for k in ("comp", "ok", "link", "sub", "lift")}
-    for row in cand:
-        comp, sub, lift = inputs.pair_terms(row, config.weights)
-        ok = ~sub
-        if config.one_per_category:
-            cat = inputs.category[row]
-            ok &= ~((cat[:, None] == cat[None, :]) & (cat[:, None] >= 0))
-        np.fill_diagonal(ok, False)  # a product cannot join a set twice
-        link = (
-            lift >= config.min_complementarity
-            if config.min_complementarity is not None
-            else np.ones_like(ok)
-        )
-        for name, value in zip(out, (comp, ok, link, sub, lift), strict=True):
-            out[name].append(value)
-    return _Pairs(**{k: np.stack(v) for k, v in out.items()})
+    """Clipped log lift, allowed pairs, complementary links, substitutes, lift.
+
+    Segments share most of their candidates, so the pair terms are computed once
+    over the union of the candidate rows and each segment's block is cut from it
+    (segment by segment when the segments share too little for that to pay)."""
+    S, M = cand.shape
+    union, pos = np.unique(cand, return_inverse=True)
+    if S > 1 and len(union) ** 2 > 4 * S * M * M:
+        parts = [_pair_matrices(inputs, config, row[None]) for row in cand]
+        names = [f.name for f in dataclasses.fields(_Pairs)]
+        return _Pairs(**{n: np.concatenate([getattr(x, n) for x in parts]) for n in names})
+    pos = pos.reshape(cand.shape)
+    comp_u, sub_u, lift_u = inputs.pair_terms(union, config.weights)
+    ok_u = ~sub_u
+    if config.one_per_category:
+        cat = inputs.category[union]
+        ok_u &= ~((cat[:, None] == cat[None, :]) & (cat[:, None] >= 0))
+    block = (pos[:, :, None], pos[:, None, :])
+    comp, sub, lift, ok = comp_u[block], sub_u[block], lift_u[block], ok_u[block]
+    ok &= ~np.eye(M, dtype=bool)[None]  # a product cannot join a set twice
+    link = (
+        lift >= config.min_complementarity
+        if config.min_complementarity is not None
+        else np.ones_like(ok)
+    )
+    return _Pairs(comp=comp, ok=ok, link=link, sub=sub, lift=lift)
 
 
 def _search(inputs, config, cand, aff, prof, n_anchor, pairs: _Pairs) -> _Pool:
@@ -408,12 +417,11 @@ def _expand(st, alive, comp, ok, link, aff, prof, price, can_add, config, price_
     # permutations of the same set get the same key: a sum of random per-candidate
     # codes (Zobrist hashing), so no per-state sort is needed
     key = (st["key"][:, :, None] + zob[None, None, :]).reshape(S, W * M)
-    total = _drop_duplicates(total, key)
+    order, keep_total = _best_distinct(total, key)
     # the beam keeps W states; the finished pool gets a wider slice, so the
     # diversity step has near-best alternatives that the beam itself dropped
     wide = max(config.beam_width, config.beam_width * config.n_bundles)
-    order = torch.sort(total, dim=1, descending=True, stable=True).indices[:, :wide]
-    keep_total = total.gather(1, order)
+    order, keep_total = order[:, :wide], keep_total[:, :wide]
     parent, added = order // M, order % M
     out = {name: t.reshape(S, W * M).gather(1, order) for name, t in new.items()}
     out["key"] = key.gather(1, order)
@@ -430,17 +438,23 @@ def _expand(st, alive, comp, ok, link, aff, prof, price, can_add, config, price_
     return out, keep_total > NEG, keep_total
 
 
-def _drop_duplicates(total: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
-    """Keep only the best-scored (first on ties) entry of each key per row."""
+def _best_distinct(total: torch.Tensor, key: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Positions per row best first (ties: earlier position), each key only once
+    (its best-scored entry); later entries of a key follow at the end with total NEG.
+    Returns the positions and their totals."""
     order = torch.sort(total, dim=1, descending=True, stable=True).indices
-    k_sorted = key.gather(1, order)
-    k2, perm = torch.sort(k_sorted, dim=1, stable=True)
+    by_total = total.gather(1, order)
+    k2, perm = torch.sort(key.gather(1, order), dim=1, stable=True)
     dup = torch.zeros_like(k2, dtype=torch.bool)
     dup[:, 1:] = k2[:, 1:] == k2[:, :-1]
-    dup_in_order = torch.zeros_like(dup).scatter_(1, perm, dup)
-    out = total.clone()
-    out.scatter_(1, order, total.gather(1, order).masked_fill(dup_in_order, NEG))
-    return out
+    dup = torch.zeros_like(dup).scatter_(1, perm, dup)  # back to best-first positions
+    # move the duplicates behind the rest without another sort: a stable partition
+    first = ~dup
+    n_first = first.sum(1, keepdim=True)
+    rank = torch.where(first, first.cumsum(1) - 1, n_first + dup.cumsum(1) - 1)
+    positions = torch.empty_like(order).scatter_(1, rank, order)
+    totals = torch.empty_like(by_total).scatter_(1, rank, by_total.masked_fill(dup, NEG))
+    return positions, totals
 
 
 def _record(pool: _Pool, st, alive, total, price_min) -> None:
@@ -455,13 +469,12 @@ def _finish(inputs, config, segment, cand_row, pool, i, pairs, aff_row, profit_f
     ranked = []
     for idx, total, prof, usable in pool.steps:
         keep = np.flatnonzero(usable[i])
-        for pos, t, p in zip(idx[i, keep], total[i, keep], prof[i, keep], strict=True):
-            pos = np.sort(pos)
-            t = float(t)
-            if profit_fn is not None:
+        positions, totals = np.sort(idx[i, keep], axis=1), total[i, keep].tolist()
+        if profit_fn is not None:
+            for r, (pos, p) in enumerate(zip(positions, prof[i, keep].tolist(), strict=True)):
                 products = tuple(sorted(int(x) for x in cand_row[pos]))
-                t += w.profit * (profit_fn(segment, products) / scale - float(p))
-            ranked.append((t, pos))
+                totals[r] += w.profit * (profit_fn(segment, products) / scale - p)
+        ranked.extend(zip(totals, positions, strict=True))
     # best first; equal totals ordered by product ids
     ranked.sort(key=lambda r: -r[0])
     ranked = _tie_break(inputs, cand_row, ranked)
