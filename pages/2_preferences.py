@@ -7,7 +7,7 @@ import streamlit as st
 from engine import columns as C
 from ui import preferences as up
 from ui import state
-from ui.bundles import workspace_cache_dir
+from ui.bundles import segment_names, workspace_cache_dir
 
 st.title("Preferences")
 name, dataset, folder = state.require_dataset()
@@ -25,9 +25,11 @@ prefs = base if k == base.suggested_k else up.preferences(
     name, folder, up.config_with_k(k), 0, dataset, emb)
 
 st.metric("Segments", prefs.n_segments)
+# the names the Bundles, Pricing and Export pages give the same segments
+names = segment_names(dataset, prefs.segment_labels, prefs.segment_affinity, sizes=False)
 left, right = st.columns([1, 2])
-left.plotly_chart(up.segment_sizes_figure(prefs.segment_sizes()), key="prefs_sizes")
-right.plotly_chart(up.category_heatmap(prefs.category_affinity), key="prefs_heatmap")
+left.plotly_chart(up.segment_sizes_figure(prefs.segment_sizes(), names), key="prefs_sizes")
+right.plotly_chart(up.category_heatmap(prefs.category_affinity, names), key="prefs_heatmap")
 
 st.subheader("How recommendations are scored for this shop")
 weights, weights_note = up.weights_table(prefs.model)
@@ -37,7 +39,7 @@ st.caption(weights_note)
 st.subheader("A customer")
 shown_ids = ws.pseudonymise(dataset.customer_ids)
 pick = st.selectbox("Customer", np.arange(dataset.n_customers),
-                    format_func=lambda i: f"{shown_ids[i]} (segment {prefs.segment_labels[i]})",
+                    format_func=lambda i: f"{shown_ids[i]} (segment {names[prefs.segment_labels[i]]})",
                     key="prefs_customer_widget")
 history, recs = up.customer_view(prefs, dataset, emb, int(pick))
 hcol, rcol = st.columns([1, 2])

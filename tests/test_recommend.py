@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -23,7 +24,13 @@ from engine.recommend import (
     fit_preferences,
     recommend_top_k,
 )
-from engine.recommend.hybrid import WEIGHT_GRID, HybridModel, _segment_rates
+from engine.recommend.hybrid import (
+    FALLBACK_TEMPERATURE,
+    WEIGHT_GRID,
+    HybridModel,
+    _segment_rates,
+    fit_temperature,
+)
 from engine.recommend.models import top_k
 from engine.recommend.preferences import explain_many
 from engine.recommend.profiles import recency_weights
@@ -207,7 +214,8 @@ def test_weights_tuned_on_the_validation_window(sample, prefs):
 
 def test_short_history_keeps_the_given_weights():
     """Two weeks of orders cannot spare an 8-week validation window: the fit says so
-    and keeps the configured weights."""
+    and keeps the configured weights (and, with nothing to fit it on, the fallback
+    temperature)."""
     t0 = pd.Timestamp("2025-03-03")
     lines = pd.DataFrame({
         C.ORDER_ID: [f"o{i}" for i in range(8)],
@@ -222,7 +230,7 @@ def test_short_history_keeps_the_given_weights():
     model = HybridModel(config).fit(ds, emb)
     assert not model.tuning_["tuned"]
     assert "hold-out" in model.tuning_["reason"]
-    assert model.config_ == config
+    assert model.config_ == dataclasses.replace(config, temperature=FALLBACK_TEMPERATURE)
 
 
 def test_fast_scoring_equals_the_sum_of_parts(sample, prefs):
@@ -298,3 +306,29 @@ def test_shared_cooccurrence_gives_the_same_models(sample):
     assert torch.equal(EASE().fit(binary, co).weights_, EASE().fit(binary).weights_)
     shared, own = ItemKNN().fit(binary, co).similarity_, ItemKNN().fit(binary).similarity_
     assert (shared != own).nnz == 0
+
+
+def test_fit_temperature_recovers_the_temperature_purchases_were_drawn_at():
+    """Purchases drawn from softmax(s / 2.5) over 300 products: the fitted τ is 2.5
+    to within 5 %, and seen products (score -inf) take no mass."""
+    rng = np.random.default_rng(0)
+    scores = rng.normal(0.0, 4.0, (4000, 300))
+    scores[:, :10] = -np.inf  # "seen": never a target, no mass
+    prob = np.exp((scores - scores.max(1, keepdims=True)) / 2.5)
+    prob /= prob.sum(1, keepdims=True)
+    targets = [np.unique(rng.choice(300, size=2, p=p)) for p in prob]
+    tau = fit_temperature(torch.as_tensor(scores, dtype=torch.float32), targets)
+    assert tau == pytest.approx(2.5, rel=0.05)
+
+
+def test_segment_affinity_spreads_over_the_segments_taste(sample, prefs):
+    """With τ fitted on the validation window, a segment's affinity is no one-hot on
+    its favourite product (as with τ = 1, where each segment's favourite held over 90 %
+    of its mass): the favourite holds under a fifth, and at least ten products score a
+    tenth of it or more."""
+    tuning = prefs.model.tuning_
+    assert tuning["temperature_fitted"] and tuning["temperature"] > 1.0
+    assert prefs.model.config_.temperature == pytest.approx(tuning["temperature"], abs=1e-4)
+    aff = prefs.segment_affinity
+    assert (aff.max(axis=1) < 0.2).all(), aff.max(axis=1)
+    assert ((aff >= 0.1 * aff.max(axis=1, keepdims=True)).sum(axis=1) >= 10).all()

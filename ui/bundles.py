@@ -49,15 +49,18 @@ def segment_model(name: str, folder: str, n_segments: int, seed: int, _dataset: 
     return SegmentModel(seg.segment_labels, seg.segment_affinity, seg.names)
 
 
-def segment_names(dataset: Dataset, labels: np.ndarray, affinity: np.ndarray) -> tuple[str, ...]:
-    """'1 · Coffee' style names: number plus the category the segment favours most."""
+def segment_names(dataset: Dataset, labels: np.ndarray, affinity: np.ndarray,
+                  sizes: bool = True) -> tuple[str, ...]:
+    """'1 · Coffee (432 customers)' style names: number plus the category the segment
+    favours most, and (``sizes``) how many customers it has."""
     cats = dataset.products["category"].fillna("").astype(str)
     names = []
     for s, row in enumerate(affinity):
         by_cat = pd.Series(row).groupby(cats.to_numpy()).sum().drop("", errors="ignore")
         top = by_cat.idxmax() if len(by_cat) and by_cat.max() > 0 else ""
         size = int((labels == s).sum())
-        names.append(f"{s + 1}" + (f" · {top}" if top else "") + f" ({size:,} customers)")
+        names.append(f"{s + 1}" + (f" · {top}" if top else "")
+                     + (f" ({size:,} customers)" if sizes else ""))
     return tuple(names)
 
 

@@ -8,6 +8,7 @@ Arguments starting with ``_`` are not hashed.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -82,6 +83,14 @@ def weights_table(model) -> tuple[pd.DataFrame, str]:
                 f"{tuning['ndcg@20_chosen']:.3f} with these.")
     else:
         note = f"Starting weights, not tuned: {tuning.get('reason', '')}."
+    if tuning.get("temperature_fitted"):
+        how = "fitted on the same weeks: the one that makes those purchases most likely"
+    elif model.config.temperature is None:
+        how = "the default: no validation window to fit it on"
+    else:
+        how = "as configured"
+    note += (f" Preferences are a softmax of these scores at temperature "
+             f"{cfg.temperature:.2f} ({how}); segment affinities are members' mean preferences.")
     return table, note
 
 
@@ -121,19 +130,25 @@ def similar_products(prefs: Preferences, dataset: Dataset, emb: np.ndarray, prod
 # --- figures (pure functions of results) ----------------------------------------------
 
 
-def segment_sizes_figure(sizes: pd.Series) -> go.Figure:
-    fig = go.Figure(go.Bar(x=[f"Segment {i}" for i in sizes.index], y=sizes.to_numpy()))
+def segment_sizes_figure(sizes: pd.Series, names: Sequence[str] | None = None) -> go.Figure:
+    """Customers per segment; ``names`` label the bars (default 'Segment 1', ...)."""
+    fig = go.Figure(go.Bar(x=_labels(sizes.index, names), y=sizes.to_numpy()))
     fig.update_layout(title="Customers per segment", yaxis_title="customers", height=320)
     return fig
 
 
-def category_heatmap(category_affinity: pd.DataFrame) -> go.Figure:
+def category_heatmap(category_affinity: pd.DataFrame, names: Sequence[str] | None = None) -> go.Figure:
     """Segment × category affinity (share of the segment's preference mass)."""
     z = category_affinity.to_numpy()
     fig = go.Figure(go.Heatmap(
         z=z, x=[str(c) for c in category_affinity.columns],
-        y=[f"Segment {i}" for i in category_affinity.index], colorscale="Blues",
+        y=_labels(category_affinity.index, names), colorscale="Blues",
         colorbar={"title": "affinity"},
     ))
     fig.update_layout(title="What each segment prefers", height=360)
     return fig
+
+
+def _labels(segments, names: Sequence[str] | None) -> list[str]:
+    """The segments' names as the other pages show them, else 'Segment 1', ..."""
+    return [names[int(i)] if names is not None else f"Segment {int(i) + 1}" for i in segments]

@@ -28,6 +28,18 @@ Each part is standardised per customer (z = (x − mean) / std over the
 catalogue), so the weights compare like with like whatever the scale of the
 models. P(u, p) = softmax over the catalogue of s / τ.
 
+**Temperature fitted per shop.** The weighted sum of z-scores is no
+log-probability: a customer's best product scores 10 to 40 above the mean, so
+with τ = 1 P(u, ·) is all but one-hot, and a segment's affinity (its members'
+mean P) names one product and nothing else (on the sample market each segment
+put 0.9 or more of its mass on one product, and the bundle objective's affinity
+term was 0.000 for every product but that one). Unless ``temperature`` is set,
+the weight tuning also picks τ: the one under which the validation customers'
+new purchases are most likely (maximum likelihood, a bounded 1-D search over
+log τ on the same held-out window). Without a tuning window τ falls back to
+``FALLBACK_TEMPERATURE``. Rankings do not depend on τ; probabilities and
+segment affinities do.
+
 **Weights tuned per shop.** Which part matters depends on the shop: on Online
 Retail (wholesale, seasonal) what sells now counts most after EASE; on the
 sample market the segment does. With ``tune_weights`` the fit holds out the
@@ -73,6 +85,9 @@ WEIGHT_GRID: dict[str, tuple[float, ...]] = {
     "w_content": (0.0, 0.1, 0.2),
     "w_popularity": (0.0, 0.1, 0.3),
 }
+# τ when there is no validation window to fit it on; the search's bounds
+FALLBACK_TEMPERATURE = 1.0
+TEMPERATURE_BOUNDS = (0.05, 100.0)
 
 
 @dataclass(frozen=True)
@@ -102,7 +117,7 @@ class PreferenceConfig:
     tune_weights: bool = True
     validation_weeks: int = 4
     validation_customers: int = 1500
-    temperature: float = 1.0
+    temperature: float | None = None  # None: fitted with the weights (module docstring)
     exclude_seen: bool = True
     n_segments: int | None = None  # None: the suggested k
     k_range: tuple[int, int] = (2, 10)
@@ -111,8 +126,8 @@ class PreferenceConfig:
     device: str | None = None
 
     def __post_init__(self) -> None:
-        if self.temperature <= 0:
-            raise ValueError(f"temperature must be > 0, got {self.temperature}")
+        if self.temperature is not None and not self.temperature > 0:
+            raise ValueError(f"temperature must be > 0 (or None: fitted), got {self.temperature}")
         if not 0.0 <= self.w_ease <= 1.0:
             raise ValueError(f"w_ease must be in [0, 1], got {self.w_ease}")
         lo, hi = self.k_range
@@ -172,6 +187,8 @@ class HybridModel(Recommender):
         self.tuning_ = {"tuned": False, "reason": "tune_weights is off"}
         if cfg.tune_weights:
             cfg, self.tuning_ = tune_weights(dataset, emb, cfg, segments)
+        if cfg.temperature is None:  # nothing to fit it on
+            cfg = replace(cfg, temperature=FALLBACK_TEMPERATURE)
         self.config_ = cfg
         self.device_ = choose_device(cfg.device)
         W = weighted_matrix(dataset, cfg.half_life_days)
@@ -292,7 +309,7 @@ class HybridModel(Recommender):
     def probabilities(self, customer_idx) -> np.ndarray:
         """P(u, p): softmax over the catalogue of s / τ (n × P, rows sum to 1)."""
         s = self.score_torch(customer_idx)
-        return torch.softmax(s / self.config.temperature, dim=1).cpu().numpy()
+        return torch.softmax(s / self.config_.temperature, dim=1).cpu().numpy()
 
     def segment_means(self, labels: np.ndarray, n_segments: int) -> np.ndarray:
         """Members' mean P(u, p) per segment (S × P), computed in customer chunks."""
@@ -301,7 +318,7 @@ class HybridModel(Recommender):
         labels_t = torch.as_tensor(np.asarray(labels, np.int64), device=self.device_)
         for start in range(0, self.X_.shape[0], self.chunk_size):
             idx = np.arange(start, min(start + self.chunk_size, self.X_.shape[0]))
-            prob = torch.softmax(self.score_torch(idx) / self.config.temperature, dim=1)
+            prob = torch.softmax(self.score_torch(idx) / self.config_.temperature, dim=1)
             total.index_add_(0, labels_t[idx], prob.double())
         sizes = np.bincount(labels, minlength=n_segments).astype(np.float64)
         return (total.cpu().numpy() / np.maximum(sizes, 1)[:, None]).astype(np.float32)
@@ -379,6 +396,10 @@ def tune_weights(
                     best, best_score, changed = trial, score, True
         if not changed:
             break
+    temperature = config.temperature
+    if temperature is None:
+        scores = mask_seen(combine(parts[best.w_ease], best), rows)
+        temperature = fit_temperature(scores, targets)
     report = {
         "tuned": True,
         "validation_weeks": config.validation_weeks,
@@ -386,9 +407,41 @@ def tune_weights(
         "ndcg@20_start": round(ndcg(start), 4),
         "ndcg@20_chosen": round(best_score, 4),
         "weights": best.weights(),
+        "temperature": round(float(temperature), 4),
+        "temperature_fitted": config.temperature is None,
     }
     log.info("hybrid weights tuned on the last %d weeks: %s", config.validation_weeks, report)
-    return replace(best, tune_weights=config.tune_weights), report
+    return replace(best, tune_weights=config.tune_weights, temperature=temperature), report
+
+
+def fit_temperature(scores: torch.Tensor, targets: list[np.ndarray],
+                    bounds: tuple[float, float] = TEMPERATURE_BOUNDS) -> float:
+    """τ that maximises the mean (per customer) log-likelihood of the ``targets``
+    (each row's products bought) under softmax(scores / τ); -inf scores (seen
+    products) take no mass. A bounded search over log τ: the likelihood is smooth
+    in τ and has one maximum between "all mass on the top product" and "uniform"."""
+    from scipy.optimize import minimize_scalar
+
+    sizes = np.array([len(t) for t in targets])
+    keep = sizes > 0
+    if not keep.any():
+        return FALLBACK_TEMPERATURE
+    rows = np.repeat(np.flatnonzero(keep), sizes[keep])
+    cols = np.concatenate([t for t in targets if len(t)]).astype(np.int64)
+    s = scores.float()
+    rows_t = torch.as_tensor(rows, device=s.device)
+    picked = s[rows_t, torch.as_tensor(cols, device=s.device)]
+    weight = torch.as_tensor(1.0 / sizes[rows], dtype=torch.float32, device=s.device)
+
+    def neg_log_likelihood(log_tau: float) -> float:
+        tau = float(np.exp(log_tau))
+        lse = torch.logsumexp(s / tau, dim=1)
+        return -float(((picked / tau - lse[rows_t]) * weight).sum()) / int(keep.sum())
+
+    lo, hi = np.log(bounds[0]), np.log(bounds[1])
+    result = minimize_scalar(neg_log_likelihood, bounds=(lo, hi), method="bounded",
+                             options={"xatol": 1e-3})
+    return float(np.exp(result.x))
 
 
 def _binary(m: sp.csr_matrix) -> sp.csr_matrix:

@@ -197,7 +197,7 @@ def _segment_means_and_top(model: HybridModel, labels: np.ndarray, n_segments: i
     for start in range(0, X.shape[0], model.chunk_size):
         idx = np.arange(start, min(start + model.chunk_size, X.shape[0]))
         scores = model.score_torch(idx)
-        prob = torch.softmax(scores / model.config.temperature, dim=1)
+        prob = torch.softmax(scores / model.config_.temperature, dim=1)
         total.index_add_(0, labels_t[idx], prob.double())
         if config.exclude_seen:
             scores = mask_seen(scores, X[idx])
