@@ -13,7 +13,8 @@ st.title("Preferences")
 name, dataset, folder = state.require_dataset()
 ws = state.workspace()
 
-emb_progress = state.progress_bar("Encoding product texts…")
+emb_progress = state.progress_bar(
+    "Encoding product texts…", done=f"Product texts encoded ({dataset.n_products:,} products)")
 emb = up.embeddings(name, folder, workspace_cache_dir(ws.root), dataset, emb_progress)
 emb_progress(1.0)
 

@@ -116,11 +116,13 @@ def set_aside_rows(name: str):
     return _set_aside_rows(str(ws.root.resolve()), name, ws.entry(name)["dir"])
 
 
-def progress_bar(label: str) -> Callable[[float], None]:
-    """An engine ``progress`` callback drawing an ``st.progress`` bar (fraction 0..1)."""
+def progress_bar(label: str, done: str | None = None) -> Callable[[float], None]:
+    """An engine ``progress`` callback drawing an ``st.progress`` bar (fraction 0..1);
+    at 1 the bar says ``done`` instead of ``label`` when given."""
     bar = st.progress(0.0, text=label)
 
     def update(fraction: float) -> None:
-        bar.progress(min(max(float(fraction), 0.0), 1.0), text=label)
+        fraction = min(max(float(fraction), 0.0), 1.0)
+        bar.progress(fraction, text=done if done is not None and fraction >= 1.0 else label)
 
     return update
