@@ -9,6 +9,7 @@ is restored at the end. Output: float32 numpy, one L2-normalised row per text.
 from __future__ import annotations
 
 import functools
+import itertools
 import logging
 import os
 from collections.abc import Callable, Sequence
@@ -203,6 +204,10 @@ def _encode(
         list(texts), truncation=True, max_length=max_length, add_special_tokens=True
     )["input_ids"]
     lengths = np.fromiter((len(t) for t in ids), dtype=np.int64, count=n)
+    # every token id in one flat array: a batch is then cut out with one fancy index
+    # instead of a Python loop over its rows (which a GPU would wait on)
+    flat = np.fromiter(itertools.chain.from_iterable(ids), dtype=np.int64, count=int(lengths.sum()))
+    starts = np.cumsum(lengths) - lengths
     order = np.argsort(-lengths, kind="stable")
     pad_id = loaded.tokenizer.pad_token_id or 0
     on_gpu = loaded.device.type == "cuda"
@@ -212,11 +217,11 @@ def _encode(
         for b, (start, stop) in enumerate(bounds):
             rows = order[start:stop]
             width = int(lengths[rows[0]])  # longest in the batch: sorted descending
+            pos = np.arange(width)
+            keep = pos[None, :] < lengths[rows][:, None]
             input_ids = np.full((len(rows), width), pad_id, dtype=np.int64)
-            mask = np.zeros((len(rows), width), dtype=np.int64)
-            for r, i in enumerate(rows):
-                input_ids[r, : lengths[i]] = ids[i]
-                mask[r, : lengths[i]] = 1
+            input_ids[keep] = flat[(starts[rows][:, None] + pos[None, :])[keep]]
+            mask = keep.astype(np.int64)
             input_t = torch.from_numpy(input_ids).to(loaded.device, non_blocking=on_gpu)
             mask_t = torch.from_numpy(mask).to(loaded.device, non_blocking=on_gpu)
             hidden = loaded.model(input_ids=input_t, attention_mask=mask_t).last_hidden_state
