@@ -257,6 +257,7 @@ def run(
         "bundles": int(len(bundles)),
         "unconverged_prices": int(sum(not r.converged for r in priced.results)),
         "warnings": [str(w) for w in loaded.report.warnings]
+        + demand.warnings()
         + [f"bundle {b}: {r.message}" for b, r in zip(table["bundle_id"], priced.results,
                                                       strict=True) if not r.converged],
         "customers": int(dataset.n_customers),

@@ -96,10 +96,15 @@ def test_reduced_prices_that_do_not_raise_sales_leave_sigma_to_the_elasticity(sa
     labels = np.zeros(dataset.n_customers, int)
     model = calibrate_demand(dataset, labels, DemandConfig(elasticity=2.5))
     assert (model.sigma_source == NO_PRICE_RESPONSE).all()
+    # and the run report says so in words
+    assert any("did not raise sales" in w for w in model.warnings())
     assert model.sigma[0] == pytest.approx(sigma_from_elasticity(2.5))
     np.testing.assert_allclose(model.take_rate, 0.5, atol=0.05)
-    # the untouched sample market's promotions do raise sales: not pinned
-    assert not estimate_price_response(Dataset.from_frames(lines, products))["pinned"]
+    # the untouched sample market's promotions do raise sales: not pinned, nothing to say
+    untouched = Dataset.from_frames(lines, products)
+    assert not estimate_price_response(untouched)["pinned"]
+    assert not any("did not raise sales" in w for w in calibrate_demand(untouched, np.zeros(
+        untouched.n_customers, int)).warnings())
 
 
 def _planted_bundles(truth, dataset):

@@ -171,6 +171,24 @@ class DemandModel:
             return self.with_take_rate(self.take_rate * index)
         return replace(self, interest=np.clip(self.interest * index, 0.0, 1.0))
 
+    def warnings(self) -> list[str]:
+        """What an analyst should know about where this demand came from, in words
+        (for the run report): an elasticity used because the data's reduced prices
+        did not raise sales, or costs assumed rather than read."""
+        out = []
+        pinned = int((self.sigma_source == NO_PRICE_RESPONSE).sum())
+        if pinned:
+            out.append(
+                f"price sensitivity of {pinned:,} products from the elasticity setting: the "
+                "data's reduced prices did not raise sales (quantity tiers rather than "
+                "promotions?), so its price response was not used"
+            )
+        assumed = int((self.cost_source == COST_ASSUMED).sum())
+        if assumed:
+            out.append(f"unit cost of {assumed:,} products assumed from the margin setting "
+                       "(the catalogue gives none)")
+        return out
+
     def sources(self, product_ids: Sequence | None = None) -> pd.DataFrame:
         """Per product: sigma and cost and where each came from (for the page)."""
         out = pd.DataFrame(
