@@ -6,8 +6,8 @@ when the parquet is absent).
 The last 8 weeks of orders are held out. On the earlier orders the product's own
 pipeline runs: text embeddings (the workspace's cache), ``fit_preferences``
 (segments and affinities of the hybrid model), ``bundle_inputs`` and
-``find_bundles`` (beam search; ``--profit`` adds the pricing stage's profit
-ranking, as ``engine run`` does). Baseline: the frequent itemsets of the
+``find_bundles`` (beam search, finally ranked by the pricing stage's profit as
+``engine run`` and the Bundles page do; ``--no-profit`` leaves that out). Baseline: the frequent itemsets of the
 training orders (pairs and triples bought together ≥ 5 times, ranked by shrunk
 lift, and by support), the same number per segment as the beam's, shown to
 every segment: the issue's baseline, which the goal is measured against. A
@@ -15,15 +15,18 @@ stronger reference is printed too: each segment's own frequent itemsets (mined
 on its members' training orders), which know the segment's repeat co-purchases.
 
 Measures (engine/bundles/holdout.py), each beam vs the better itemset ranking:
-the together rate (per recommended (segment, bundle), the share of that
-segment's hold-out orders holding all its products; the headline, it does not
-saturate); the share of recommended bundles that at least one hold-out order of
-a customer of that segment holds whole (near 1 for any good method); the share of
+"bought by segment", the issue's share of recommended bundles whose products are
+bought together in hold-out orders, for bundles recommended to a segment: held
+whole by at least one hold-out order of that segment's customers (it saturates
+as segments grow: with 5 segments every method scores 1.0); the together rate
+(per recommended (segment, bundle), the share of that segment's hold-out orders
+holding all its products: a rate, so it never saturates); the share of
 returning customers' hold-out orders holding ≥ 2 products of one of their
-segment's bundles; and the literal "bought together in some hold-out order of
-anybody" share, which saturates on this shop. ``--validation`` runs the same on
-the training part only (its last ``--weeks`` held out): the place to compare
-settings without looking at the real hold-out. Ends with one summary line.
+segment's bundles; and the same share of bundles over anybody's orders, which
+saturates on this shop (every bundle of every method turns up somewhere).
+``--validation`` runs the same on the training part only (its last ``--weeks``
+held out): the place to compare settings without looking at the real hold-out.
+Ends with one summary line.
 """
 
 from __future__ import annotations
@@ -69,8 +72,8 @@ def main(argv=None) -> int:
     parser.add_argument("--segments", type=int, default=None,
                         help="number of segments (default: the preference stage's choice)")
     parser.add_argument("--per-segment", type=int, default=5, help="bundles per segment")
-    parser.add_argument("--profit", action="store_true",
-                        help="rank the beam's bundles by the pricing stage's profit")
+    parser.add_argument("--no-profit", dest="profit", action="store_false",
+                        help="leave the pricing stage's profit out of the beam's final ranking")
     parser.add_argument("--validation", action="store_true",
                         help="evaluate inside the training period (for comparing settings)")
     parser.add_argument("--seed", type=int, default=0)
