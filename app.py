@@ -13,13 +13,16 @@ st.set_page_config(page_title="Bundle engine", page_icon="🧺", layout="wide")
 state.init_state()
 
 # one line per page, in menu order; icons from Material Symbols (":material/name:"),
-# since emoji need a font that headless chromium in CI lacks
+# since emoji need a font that headless chromium in CI lacks. The page scripts live in
+# app_pages/, not pages/: a folder named pages/ beside this file makes Streamlit run a
+# directly linked page (a bookmark to /pricing) on its own, without this frame's
+# navigation and sidebar, until some session has opened the app at its root.
 PAGES = [
-    st.Page("pages/1_data.py", title="Data", icon=":material/database:", default=True),
-    st.Page("pages/2_preferences.py", title="Preferences", icon=":material/insights:"),
-    st.Page("pages/3_bundles.py", title="Bundles", icon=":material/shopping_basket:"),
-    st.Page("pages/4_pricing.py", title="Pricing", icon=":material/sell:"),
-    st.Page("pages/5_export.py", title="Export", icon=":material/download:"),
+    st.Page("app_pages/1_data.py", title="Data", icon=":material/database:", default=True),
+    st.Page("app_pages/2_preferences.py", title="Preferences", icon=":material/insights:"),
+    st.Page("app_pages/3_bundles.py", title="Bundles", icon=":material/shopping_basket:"),
+    st.Page("app_pages/4_pricing.py", title="Pricing", icon=":material/sell:"),
+    st.Page("app_pages/5_export.py", title="Export", icon=":material/download:"),
 ]
 
 

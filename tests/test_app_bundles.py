@@ -20,7 +20,7 @@ from ui import bundles as ub
 
 APP = Path(__file__).resolve().parents[1] / "app.py"
 SAMPLE = Path(__file__).resolve().parents[1] / "sample_data"
-PAGE = "pages/3_bundles.py"
+PAGE = "app_pages/3_bundles.py"
 
 
 @pytest.fixture

@@ -285,8 +285,9 @@ def test_xlsx_upload_loads_and_sample_button_returns_to_sample(app):
 
 def test_removing_the_upload_clears_the_pending_files(app):
     at = _upload(app, [("bestellungen.csv", FOREIGN)])
-    assert [s.value for s in at.subheader] == ["Check the files"]
+    # the page's own subheaders (the sidebar has "Dataset in use")
+    assert [s.value for s in at.main.subheader] == ["Check the files"]
     assert at.session_state[state.PENDING_SHA] == [ud.sha256(FOREIGN)]
     at.file_uploader(key=state.UPLOADER_WIDGET).set_value(None).run()
-    assert [s.value for s in at.subheader] == []
+    assert [s.value for s in at.main.subheader] == []
     assert at.session_state[state.PENDING_FILES] == []

@@ -14,7 +14,7 @@ from engine import columns as C
 from engine.export import OFFER_COLUMNS
 from tests.conftest import app_on_page
 
-PAGE = "pages/5_export.py"
+PAGE = "app_pages/5_export.py"
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ def page(tmp_path, monkeypatch) -> AppTest:
     monkeypatch.setenv("ENGINE_WORKSPACE", str(tmp_path))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     at = AppTest.from_file(str(APP), default_timeout=30).run()
-    at.switch_page("pages/2_preferences.py").run()
+    at.switch_page("app_pages/2_preferences.py").run()
     assert not at.exception, [e.value for e in at.exception]
     return at
 

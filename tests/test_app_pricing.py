@@ -9,7 +9,7 @@ from streamlit.testing.v1 import AppTest
 from engine import columns as C
 from tests.conftest import app_on_page
 
-PAGE = "pages/4_pricing.py"
+PAGE = "app_pages/4_pricing.py"
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +74,7 @@ def test_ab_table_shows_recommended_prices_beating_a_flat_discount(page):
 def test_export_page_takes_the_pricing_scenario(page):
     # runs last: leaves the pricing page for the export page
     scenario = page.session_state["pricing_price_list"]
-    page.switch_page("pages/5_export.py").run()
+    page.switch_page("app_pages/5_export.py").run()
     assert not page.exception, [e.value for e in page.exception]
     pd.testing.assert_frame_equal(page.session_state["export_price_list"], scenario)
 

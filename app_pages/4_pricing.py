@@ -111,7 +111,7 @@ def simulator() -> None:
         "discount %": num(format="%.1f"), "take rate": num(format="%.3f"),
         "profit": num(format="%.0f"), "singles lost": num(format="%.0f"),
     })
-    st.page_link("pages/5_export.py", icon=":material/download:",
+    st.page_link("app_pages/5_export.py", icon=":material/download:",
                  label="Download this scenario's price list (CSV, Excel, JSON) and the offers "
                  "per customer on the Export page")
     pick = st.selectbox("Bundle", range(len(off.bundles)), format_func=lambda b: off.labels[b],
