@@ -45,6 +45,13 @@ with st.form("bundles_form"):
         help="Every product must be linked to the others by pairs bought together at least "
         "this many times more often than chance",
     )
+    min_liking = right.number_input(
+        "Least liking (× the segment's average product, 0 = off)", 0.0, 20.0, 1.0, 0.1,
+        key="bundles_min_liking_widget",
+        help="The segment must like the bundle's products (anchors aside) on average at least "
+        "this many times as much as its average product: a pair bought together often is not "
+        "offered to a segment that does not want it",
+    )
     one_per_category = right.checkbox("At most one product per category",
                                       key="bundles_one_per_cat_widget")
     in_stock_only = right.checkbox("In-stock products only", key="bundles_in_stock_widget")
@@ -64,7 +71,7 @@ try:
     config = BeamConfig(
         kmin=kmin, kmax=kmax, beam_width=beam_width, n_bundles=n_bundles, anchor=tuple(anchor),
         exclude=tuple(exclude), one_per_category=one_per_category, in_stock_only=in_stock_only,
-        min_complementarity=min_lift or None,
+        min_complementarity=min_lift or None, min_affinity_ratio=min_liking or None,
     )
 except ValueError as err:
     st.error(str(err))

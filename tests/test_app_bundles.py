@@ -141,6 +141,20 @@ def test_changing_beam_settings_in_the_form_changes_the_result(page):
     assert after["product_ids"].tolist() != before[:3]
 
 
+def test_least_liking_keeps_out_a_pair_the_segment_does_not_want(page):
+    """The sample's first segment (Kitchen) likes the colouring book and crayons at about
+    half its average product: offered only once the rule is off (0)."""
+    def names():
+        return " + ".join(page.session_state["bundles_shown"]["product_names"])
+
+    assert "Kitchen" in page.selectbox(key="bundles_segment_widget").format_func(0)
+    assert "Chunky Wax Crayon Set" not in names()
+    page.number_input(key="bundles_min_liking_widget").set_value(0.0)
+    _submit(page)
+    assert not page.exception
+    assert "Chunky Wax Crayon Set" in names()
+
+
 def test_anchor_product_appears_in_every_bundle(page):
     page.multiselect(key="bundles_anchor_widget").set_value(["P0001"])
     page.checkbox(key="bundles_one_per_cat_widget").check()

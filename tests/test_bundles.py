@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -300,7 +302,7 @@ def test_constraints_always_hold(
         assert "cannot be met" in str(err)
         return
     for bundle in bundles:
-        assert check_bundle(inputs, config, bundle.products) == []
+        assert check_bundle(inputs, config, bundle.products, bundle.segment) == []
         assert set(anchor) <= set(bundle.product_ids)
         assert not set(exclude) & set(bundle.product_ids)
         assert bundle.terms["substitute_penalty"] == 0.0
@@ -395,3 +397,29 @@ def test_reason_says_highly_only_when_the_segment_does():
     assert "picks 'a' 3.1× as often as its average product" in liked
     flat = _reason(Inputs, 0, np.array([0, 1]), np.array([0.3, 0.2, 0.3, 0.4]), lift, w)
     assert "no better than its average product" in flat
+
+
+def test_a_strong_pair_the_segment_does_not_want_is_not_offered_to_it():
+    """Products 0 and 1 are bought together far above chance, but segment 0 likes
+    them at a tenth of its average product: with the default rule (the segment likes
+    a bundle's products at least as much as its average one) no bundle of segment 0
+    holds both, while segment 1, which likes them, gets that pair first; without the
+    rule (None) segment 0 gets it too. The exhaustive search applies the same rule."""
+    inputs = make_inputs(0, n_products=14, n_segments=2, planted=[(0, 1)])
+    affinity = np.ones((2, 14))
+    affinity[0, :2] = 0.1
+    affinity[1, :2] = 3.0
+    inputs = dataclasses.replace(inputs, affinity=affinity)
+    # complementarity weighed up, so that without the rule the pair wins for segment 0 too
+    config = BeamConfig(kmin=2, kmax=2, n_bundles=3,
+                        weights=ObjectiveWeights(complementarity=3.0, profit=0.0))
+    bundles = beam_search(inputs, config)
+    assert not any(b.segment == 0 and {0, 1} <= set(b.products) for b in bundles)
+    assert next(b for b in bundles if b.segment == 1).products == (0, 1)
+    for b in bundles:
+        assert check_bundle(inputs, config, b.products, b.segment) == []
+    assert "less than its average product" in check_bundle(inputs, config, (0, 1), 0)[0]
+    best0 = exhaustive_search(inputs, config, 0)[0]
+    assert best0.products == next(b for b in bundles if b.segment == 0).products
+    loose = dataclasses.replace(config, min_affinity_ratio=None)
+    assert next(b for b in beam_search(inputs, loose) if b.segment == 0).products == (0, 1)

@@ -22,7 +22,9 @@ total within [price_min, price_max]; at most one product per category if
 asked (products without a category never conflict); no substitute pairs;
 with ``min_complementarity`` (a shrunk lift), every product is linked to the
 anchors (or, without anchors, to the rest) through pairs whose lift is at
-least that, i.e. the bundle grows one complementary product at a time.
+least that, i.e. the bundle grows one complementary product at a time; with
+``min_affinity_ratio`` (default 1), the segment likes the products besides the
+anchors on average at least that many times as much as its average product.
 """
 
 from __future__ import annotations
@@ -58,7 +60,11 @@ class BeamConfig:
     """Settings of the bundle search, checked on creation.
 
     anchor / exclude are product ids. ``min_complementarity`` is a shrunk
-    lift (e.g. 1.5), None for no such rule. ``seed`` is kept for the
+    lift (e.g. 1.5), None for no such rule. ``min_affinity_ratio``: the
+    segment must like the bundle's products (those besides the anchors) on
+    average at least this many times as much as its average product (1.0 by
+    default; None: no such rule), so a strong pair the segment does not want is
+    not offered to it, while a product it rarely buys may still join a favourite. ``seed`` is kept for the
     pipeline's uniform configs; the search itself is deterministic (ties go
     to the earlier candidate, final ties to the smaller product ids).
     """
@@ -76,6 +82,7 @@ class BeamConfig:
     price_min: float | None = None
     price_max: float | None = None
     max_overlap: float = 0.5
+    min_affinity_ratio: float | None = 1.0
     weights: ObjectiveWeights = field(default_factory=ObjectiveWeights)
     seed: int = 0
     device: str | None = None
@@ -128,6 +135,12 @@ class BeamConfig:
             problems.append(f"price_min ({self.price_min}) is above price_max ({self.price_max})")
         if not 0 <= self.max_overlap <= 1:
             problems.append(f"max_overlap is a share in [0, 1], got {self.max_overlap}")
+        if self.min_affinity_ratio is not None and not (
+            self.min_affinity_ratio >= 0 and math.isfinite(self.min_affinity_ratio)
+        ):
+            problems.append(
+                f"min_affinity_ratio must be a finite number ≥ 0, got {self.min_affinity_ratio}"
+            )
         w = self.weights
         if not 0 <= w.discount < 1:
             problems.append(f"weights.discount must be in [0, 1), got {w.discount}")
@@ -153,6 +166,14 @@ def allowed_products(inputs: BundleInputs, config: BeamConfig) -> np.ndarray:
     return ok
 
 
+def affinity_floor(config: BeamConfig, norm_aff: np.ndarray) -> np.ndarray:
+    """(S,) the least mean normalised affinity a bundle's free products may have per
+    segment (rows of ``norm_aff``): ``min_affinity_ratio`` × the segment's mean."""
+    if config.min_affinity_ratio is None:
+        return np.full(len(norm_aff), -np.inf)
+    return config.min_affinity_ratio * norm_aff.mean(axis=1) - 1e-12
+
+
 def anchor_indices(inputs: BundleInputs, config: BeamConfig) -> np.ndarray:
     idx = inputs.index_of(config.anchor) if config.anchor else np.zeros(0, np.int64)
     if config.in_stock_only and len(idx) and not inputs.in_stock[idx].all():
@@ -161,8 +182,11 @@ def anchor_indices(inputs: BundleInputs, config: BeamConfig) -> np.ndarray:
     return idx
 
 
-def check_bundle(inputs: BundleInputs, config: BeamConfig, products: Sequence[int]) -> list[str]:
-    """The constraints a set of product indices breaks (empty list: none)."""
+def check_bundle(
+    inputs: BundleInputs, config: BeamConfig, products: Sequence[int], segment: int | None = None
+) -> list[str]:
+    """The constraints a set of product indices breaks (empty list: none); the
+    affinity rule only when the ``segment`` is given."""
     idx = np.array(sorted(int(p) for p in products), dtype=np.int64)
     broken = []
     if not config.kmin <= len(idx) <= config.kmax:
@@ -192,6 +216,11 @@ def check_bundle(inputs: BundleInputs, config: BeamConfig, products: Sequence[in
         seed = np.isin(idx, anchors) if len(anchors) else np.arange(len(idx)) == 0
         if not _connected(link[None], seed[None])[0]:
             broken.append("not linked by complementary pairs")
+    free = np.setdiff1d(idx, anchors)
+    if segment is not None and len(free):
+        naff = inputs.norm_affinity(np.array([segment]))
+        if naff[0, free].mean() < affinity_floor(config, naff)[0]:
+            broken.append("the segment likes these products less than its average product")
     return broken
 
 
@@ -283,7 +312,9 @@ def beam_search(
     cand = _candidates(inputs, config, w.affinity * naff + w.profit * uprof, allowed, anchors)
     rows = np.arange(len(segs))[:, None]
     pairs = _pair_matrices(inputs, config, cand)
-    pool = _search(inputs, config, cand, naff[rows, cand], uprof[rows, cand], len(anchors), pairs)
+    floor = affinity_floor(config, naff)
+    pool = _search(inputs, config, cand, naff[rows, cand], uprof[rows, cand], len(anchors), pairs,
+                   floor)
     if progress:
         progress(0.8)
     bundles: list[Bundle] = []
@@ -323,7 +354,7 @@ def _pair_matrices(inputs: BundleInputs, config: BeamConfig, cand: np.ndarray) -
     return _Pairs(comp=comp, ok=ok, link=link, sub=sub, lift=lift)
 
 
-def _search(inputs, config, cand, aff, prof, n_anchor, pairs: _Pairs) -> _Pool:
+def _search(inputs, config, cand, aff, prof, n_anchor, pairs: _Pairs, floor) -> _Pool:
     """States carry, besides their members, per-candidate running rows: the summed
     complementarity with the members, whether every member allows the candidate,
     whether some member links to it. Growing a state then costs one row gather."""
@@ -344,6 +375,14 @@ def _search(inputs, config, cand, aff, prof, n_anchor, pairs: _Pairs) -> _Pool:
     gen = torch.Generator().manual_seed(config.seed)
     zob = torch.randint(0, 2**58, (M,), generator=gen, dtype=torch.int64).to(dev)
     pool = _Pool()
+    # the affinity rule on the free products' mean, checked when a state is recorded
+    anchor_aff = aff_t[:, :n_anchor].sum(1, keepdim=True)
+    floor_t = torch.as_tensor(floor, device=dev, dtype=torch.float64)[:, None]
+
+    def liked(st, k):
+        if k == n_anchor:
+            return torch.ones_like(st["aff"], dtype=torch.bool)
+        return (st["aff"] - anchor_aff) / (k - n_anchor) >= floor_t
 
     if n_anchor:
         a = torch.arange(n_anchor, device=dev)
@@ -376,14 +415,14 @@ def _search(inputs, config, cand, aff, prof, n_anchor, pairs: _Pairs) -> _Pool:
         alive = price <= price_max
     k = st["idx"].shape[2]
     if k >= config.kmin:
-        _record(pool, st, alive, _total(st, k, w), price_min)
+        _record(pool, st, alive & liked(st, k), _total(st, k, w), price_min)
     while k < config.kmax:
         st, alive, total = _expand(
             st, alive, comp, ok, link, aff_t, prof_t, price, can_add, config, price_max, zob
         )
         k += 1
         if k >= config.kmin:
-            _record(pool, st, alive, total, price_min)
+            _record(pool, st, alive & liked(st, k), total, price_min)
         width = config.beam_width
         st = {name: t[:, :width] for name, t in st.items()}  # row_* are W wide already
         alive = alive[:, :width]

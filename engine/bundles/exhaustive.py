@@ -8,7 +8,13 @@ import math
 
 import numpy as np
 
-from engine.bundles.beam import BeamConfig, _connected, allowed_products, anchor_indices
+from engine.bundles.beam import (
+    BeamConfig,
+    _connected,
+    affinity_floor,
+    allowed_products,
+    anchor_indices,
+)
 from engine.bundles.objective import Bundle, BundleInputs, ProfitFn, score_bundle
 
 MAX_SETS = 3_000_000
@@ -42,6 +48,7 @@ def exhaustive_search(
     items = np.concatenate([anchors, free])
     naff = inputs.norm_affinity(np.array([segment]))
     aff = naff[0, items]
+    floor = affinity_floor(config, naff)[0]
     prof = inputs.unit_profit(naff, w)[0, items]
     comp, sub, lift = inputs.pair_terms(items, w)
     ok = ~sub
@@ -59,6 +66,8 @@ def exhaustive_search(
             continue
         total = _totals(sets, aff, prof, comp, w)
         valid = _valid(sets, ok, lift, price, config, a)
+        if k > a:  # the affinity rule on the free products' mean
+            valid &= aff[sets[:, a:]].mean(1) >= floor
         if profit_fn is not None:
             for r in np.flatnonzero(valid):
                 products = tuple(sorted(int(items[i]) for i in sets[r]))
