@@ -57,6 +57,8 @@ def _reason(result: PriceResult, discount_pct: float) -> str:
         "max_discount": "at the largest discount allowed",
         "margin_floor": "at the margin floor",
         "segment_spread": "moved to keep segment prices within the allowed spread",
+        "price_ending": "priced to the cent: no price with the usual ending lies between the "
+        "largest discount and the list total",
         "none": "maximises expected profit",
     }.get(result.binding, result.binding)
     text = f"{discount_pct:.1f}% off the list total, {bound}"

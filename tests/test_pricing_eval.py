@@ -13,7 +13,7 @@ from engine.errors import DataValidationError
 from engine.pricing import Market, PricingConfig, evaluate, optimise_prices, prepare_choices
 from engine.pricing.abtest import ab_test
 from engine.pricing.adjust import adjust_prices
-from engine.pricing.optimise import segment_groups
+from engine.pricing.optimise import ending_relaxed, segment_groups
 
 
 def _one_product(mu=3.0, sigma=0.5, cost=8.0):
@@ -137,15 +137,16 @@ def test_guardrails_always_hold(case):
             continue
         assert (r.price - cost) / r.price >= cfg.margin_floor - 1e-9
         assert r.price >= list_total * (1 - cfg.max_discount) - 1e-9
-        if cfg.price_ending is not None:
+        if cfg.price_ending is not None and not ending_relaxed(choices, cfg)[r.bundle]:
             assert round(r.price % 1, 2) == pytest.approx(cfg.price_ending)
     ok = [r.price for r in results if r.converged or "guardrail" not in r.message]
     if len(ok) == 2:
         assert max(ok) / min(ok) - 1 <= cfg.max_segment_spread + 1e-9
 
 
-def test_cheap_bundle_gets_a_positive_flagged_price_not_a_negative_ending():
-    # two products of 0.29: no price ending in .99 fits under the 0.58 list total
+def test_cheap_bundle_is_priced_to_the_cent_when_no_ending_fits():
+    # two products of 0.29: no price ending in .99 fits under the 0.58 list total, so the
+    # price is in cents, within the discount limit and the margin floor, and says why
     market = Market(
         np.log(np.array([[0.29, 0.29]])), np.array([0.4, 0.4]), np.array([0.29, 0.29]),
         np.array([0.1, 0.1]), np.array([100.0]),
@@ -153,8 +154,22 @@ def test_cheap_bundle_gets_a_positive_flagged_price_not_a_negative_ending():
     cfg = PricingConfig(price_ending=0.99, n_customers=500)
     choices = prepare_choices(market, [(0, 1)], [0], n_customers=500, seed=0)
     (result,) = optimise_prices(choices, cfg)
-    assert 0 < result.price <= 0.58
-    assert not result.converged and "guardrail" in result.message
+    assert 0.58 * (1 - cfg.max_discount) - 1e-9 <= result.price <= 0.58
+    assert result.binding == "price_ending" and "priced to the cent" in result.message
+
+
+def test_discount_limit_wins_over_the_price_ending():
+    """List total 16.98 at most 5 % off: prices from 16.14 to 16.98, none ending in .99.
+    The bundle is priced in that range to the cent, not at 15.99 (5.8 % off)."""
+    market = Market(
+        np.log(np.array([[8.49, 8.49]])) + 0.3, np.array([0.3, 0.3]), np.array([8.49, 8.49]),
+        np.array([3.0, 3.0]), np.array([100.0]),
+    )
+    cfg = PricingConfig(max_discount=0.05, price_ending=0.99, n_customers=1000)
+    choices = prepare_choices(market, [(0, 1)], [0], n_customers=1000, seed=0)
+    (result,) = optimise_prices(choices, cfg)
+    assert 16.98 * 0.95 - 1e-9 <= result.price <= 16.98
+    assert result.binding == "price_ending"
 
 
 def test_adjusted_prices_keep_the_spread_between_segments():

@@ -106,13 +106,33 @@ def snap_up(x: np.ndarray, ending: float | None) -> np.ndarray:
 
 
 def price_bounds(choices: Choices, config: PricingConfig) -> tuple[np.ndarray, np.ndarray, list]:
-    """Lowest and highest allowed price per bundle (after endings) and what sets the low one."""
+    """Lowest and highest allowed price per bundle (after endings) and what sets the low one.
+
+    Where the ending leaves no price between the guardrails (list 16.98 at most 5 % off:
+    16.13 to 16.98 holds no .99 price) the bounds are in cents instead: the ending is
+    a house style, the discount limit and the margin floor are the analyst's rules."""
     by_discount = choices.list_total * (1 - config.max_discount)
     by_margin = choices.bundle_cost / (1 - config.margin_floor)
-    lo = snap_up(np.maximum(by_discount, by_margin), config.price_ending)
-    hi = snap_down(choices.list_total, config.price_ending)
+    lowest = np.maximum(by_discount, by_margin)
+    relaxed = ending_relaxed(choices, config)
+    lo = np.where(relaxed, snap_up(lowest, None), snap_up(lowest, config.price_ending))
+    hi = np.where(relaxed, snap_down(choices.list_total, None),
+                  snap_down(choices.list_total, config.price_ending))
     low_reason = np.where(by_margin > by_discount, "margin_floor", "max_discount").tolist()
     return lo, hi, low_reason
+
+
+def ending_relaxed(choices: Choices, config: PricingConfig) -> np.ndarray:
+    """(B,) bool: bundles priced without the price ending, because no price with it
+    lies between the guardrails while a price in cents does."""
+    if config.price_ending is None:
+        return np.zeros(len(choices.list_total), bool)
+    lowest = np.maximum(choices.list_total * (1 - config.max_discount),
+                        choices.bundle_cost / (1 - config.margin_floor))
+    with_ending = snap_up(lowest, config.price_ending) <= snap_down(
+        choices.list_total, config.price_ending) + 1e-9
+    in_cents = snap_up(lowest, None) <= snap_down(choices.list_total, None) + 1e-9
+    return ~with_ending & in_cents
 
 
 class ProfitCurve:
@@ -161,6 +181,7 @@ def optimise_prices(
     (``segment_groups(bundles)`` finds them). Default: no groups.
     """
     lo, hi, low_reason = price_bounds(choices, config)
+    relaxed = ending_relaxed(choices, config)
     thr = choices.threshold
     curves = [
         ProfitCurve(thr[b], choices.alt_profit[b], choices.bundle_cost[b]) for b in range(len(lo))
@@ -170,18 +191,22 @@ def optimise_prices(
     feasible = lo <= hi + 1e-9
     for b, curve in enumerate(curves):
         if not feasible[b]:
-            # the list total, with the ending when one fits under it (not for a 0.58 bundle)
-            price[b] = hi[b] if hi[b] > 0 else snap_down(choices.list_total[b], None)
+            # no price up to the list total meets the margin floor: the list total itself
+            price[b] = snap_down(choices.list_total[b], None)
             continue
-        price[b], _ = _best(curve, lo[b], hi[b], config.price_ending)
-        if np.isclose(price[b], hi[b]):
+        price[b], _ = _best(curve, lo[b], hi[b], None if relaxed[b] else config.price_ending)
+        if relaxed[b]:
+            binding[b] = "price_ending"
+        elif np.isclose(price[b], hi[b]):
             binding[b] = "list_total"
         elif np.isclose(price[b], lo[b]):
             binding[b] = low_reason[b]
     for group in groups or ():
         group = [b for b in group if feasible[b]]
         if len(group) > 1 and _spread(price[group]) > config.max_segment_spread + 1e-9:
-            price[group] = _within_spread(curves, group, lo, hi, config)
+            # the same products share their bounds, so they share the ending rule too
+            ending = None if relaxed[group].any() else config.price_ending
+            price[group] = _within_spread(curves, group, lo, hi, ending, config)
             for b in group:
                 binding[b] = "segment_spread"
     return [
@@ -194,13 +219,12 @@ def _spread(p: np.ndarray) -> float:
     return float(p.max() / p.min() - 1.0)
 
 
-def _within_spread(curves, group, lo, hi, config: PricingConfig) -> np.ndarray:
+def _within_spread(curves, group, lo, hi, end, config: PricingConfig) -> np.ndarray:
     """Best prices for the group whose max/min ratio stays within the spread.
 
     Every window [L, L·(1 + spread)] with L on a grid of allowed prices is
     tried; each segment takes its best candidate inside the window.
     """
-    end = config.price_ending
     grid = np.unique(
         np.concatenate(
             [snap_down(np.linspace(lo[b], hi[b], 400), end) for b in group]
@@ -241,6 +265,9 @@ def _result(b, curve, price, feasible, binding, choices: Choices, config) -> Pri
     else:
         converged = True
         message = f"exact optimum over {curve.n} simulated visitors' price thresholds"
+        if binding == "price_ending" and config.price_ending is not None:
+            message += (f"; priced to the cent: no price ending in {config.price_ending:.2f} "
+                        "lies between the largest discount (or margin floor) and the list total")
     return PriceResult(
         bundle=b,
         segment=int(choices.segments[b]),
