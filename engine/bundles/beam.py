@@ -10,11 +10,11 @@ States are (S, W, k) tensors of candidate positions. Size 1 starts from every
 candidate (or from the anchors); each step adds one candidate to every state,
 scores all (S, W, M) expansions with batched gathers from an (S, M, M) pair
 matrix, drops those that break a constraint, merges permutations of the same
-set (a sum of random per-candidate codes, so order does not matter) and keeps the best W. Every state of
-size kmin..kmax is a finished bundle; the finished pool is ranked by the full
-objective (with the pricing stage's profit when ``profit_fn`` is given) and
-thinned for diversity: no two returned bundles share more than
-``max_overlap`` of the smaller one's products.
+set (keyed by a sum of random per-candidate codes, so order does not matter)
+and keeps the best W. Every state of size kmin..kmax is a finished bundle;
+the finished pool is ranked by the full objective (with the pricing stage's
+profit when ``profit_fn`` is given) and thinned for diversity: no two returned
+bundles share more than ``max_overlap`` of the smaller one's products.
 
 Constraints (the same rules ``check_bundle`` and the exhaustive search use):
 size kmin..kmax; every anchor in; nothing excluded; in stock if asked; list
@@ -64,8 +64,8 @@ class BeamConfig:
     segment must like the bundle's products (those besides the anchors) on
     average at least this many times as much as its average product (1.0 by
     default; None: no such rule), so a strong pair the segment does not want is
-    not offered to it, while a product it rarely buys may still join a favourite. ``seed`` is kept for the
-    pipeline's uniform configs; the search itself is deterministic (ties go
+    not offered to it, while a product it rarely buys may still join a
+    favourite. ``seed`` is kept for the pipeline's uniform configs; the search itself is deterministic (ties go
     to the earlier candidate, final ties to the smaller product ids).
     """
 
