@@ -65,8 +65,9 @@ class BeamConfig:
     average at least this many times as much as its average product (1.0 by
     default; None: no such rule), so a strong pair the segment does not want is
     not offered to it, while a product it rarely buys may still join a
-    favourite. ``seed`` is kept for the pipeline's uniform configs; the search itself is deterministic (ties go
-    to the earlier candidate, final ties to the smaller product ids).
+    favourite. ``seed`` is kept for the pipeline's uniform configs; the search
+    itself is deterministic (ties go to the earlier candidate, final ties to the
+    smaller product ids).
     """
 
     kmin: int = 2

@@ -111,28 +111,28 @@ def price_bounds(choices: Choices, config: PricingConfig) -> tuple[np.ndarray, n
     Where the ending leaves no price between the guardrails (list 16.98 at most 5 % off:
     16.13 to 16.98 holds no .99 price) the bounds are in cents instead: the ending is
     a house style, the discount limit and the margin floor are the analyst's rules."""
-    by_discount = choices.list_total * (1 - config.max_discount)
-    by_margin = choices.bundle_cost / (1 - config.margin_floor)
-    lowest = np.maximum(by_discount, by_margin)
-    relaxed = ending_relaxed(choices, config)
-    lo = np.where(relaxed, snap_up(lowest, None), snap_up(lowest, config.price_ending))
-    hi = np.where(relaxed, snap_down(choices.list_total, None),
-                  snap_down(choices.list_total, config.price_ending))
-    low_reason = np.where(by_margin > by_discount, "margin_floor", "max_discount").tolist()
-    return lo, hi, low_reason
+    return _bounds(choices, config)[:3]
 
 
 def ending_relaxed(choices: Choices, config: PricingConfig) -> np.ndarray:
     """(B,) bool: bundles priced without the price ending, because no price with it
     lies between the guardrails while a price in cents does."""
-    if config.price_ending is None:
-        return np.zeros(len(choices.list_total), bool)
-    lowest = np.maximum(choices.list_total * (1 - config.max_discount),
-                        choices.bundle_cost / (1 - config.margin_floor))
-    with_ending = snap_up(lowest, config.price_ending) <= snap_down(
-        choices.list_total, config.price_ending) + 1e-9
-    in_cents = snap_up(lowest, None) <= snap_down(choices.list_total, None) + 1e-9
-    return ~with_ending & in_cents
+    return _bounds(choices, config)[3]
+
+
+def _bounds(choices: Choices, config: PricingConfig):
+    """``price_bounds`` and ``ending_relaxed`` in one pass."""
+    by_discount = choices.list_total * (1 - config.max_discount)
+    by_margin = choices.bundle_cost / (1 - config.margin_floor)
+    lowest = np.maximum(by_discount, by_margin)
+    end = config.price_ending
+    lo, hi = snap_up(lowest, end), snap_down(choices.list_total, end)
+    lo_cents, hi_cents = snap_up(lowest, None), snap_down(choices.list_total, None)
+    relaxed = (lo > hi + 1e-9) & (lo_cents <= hi_cents + 1e-9) if end is not None else (
+        np.zeros(len(lowest), bool))
+    lo, hi = np.where(relaxed, lo_cents, lo), np.where(relaxed, hi_cents, hi)
+    low_reason = np.where(by_margin > by_discount, "margin_floor", "max_discount").tolist()
+    return lo, hi, low_reason, relaxed
 
 
 class ProfitCurve:
@@ -180,8 +180,7 @@ def optimise_prices(
     segments; their prices must stay within ``max_segment_spread``
     (``segment_groups(bundles)`` finds them). Default: no groups.
     """
-    lo, hi, low_reason = price_bounds(choices, config)
-    relaxed = ending_relaxed(choices, config)
+    lo, hi, low_reason, relaxed = _bounds(choices, config)
     thr = choices.threshold
     curves = [
         ProfitCurve(thr[b], choices.alt_profit[b], choices.bundle_cost[b]) for b in range(len(lo))

@@ -31,9 +31,9 @@ models. P(u, p) = softmax over the catalogue of s / τ.
 **Temperature fitted per shop.** The weighted sum of z-scores is no
 log-probability: a customer's best product scores 10 to 40 above the mean, so
 with τ = 1 P(u, ·) is all but one-hot, and a segment's affinity (its members'
-mean P) names one product and nothing else (on the sample market each segment
-put 0.9 or more of its mass on one product, and the bundle objective's affinity
-term was 0.000 for every product but that one). Unless ``temperature`` is set,
+mean P) names a handful of products and nothing else (on the sample market a
+segment's favourite held 37-97 % of its mass, and the bundle objective's
+affinity term read 0.000 for nearly every other product). Unless ``temperature`` is set,
 the weight tuning also picks τ: the one under which the validation customers'
 new purchases are most likely (maximum likelihood, a bounded 1-D search over
 log τ on the same held-out window). Without a tuning window τ falls back to
