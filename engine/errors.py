@@ -62,3 +62,13 @@ class ModelFitError(EngineError):
 
     Recover by checking the input for degenerate data or raising regularisation.
     """
+
+
+class ModelLoadError(EngineError):
+    """The text encoder's model could not be loaded from the ``[encoder] model`` setting.
+
+    The setting must be a local model directory (with ``config.json``, the
+    weights and the tokenizer files, as ``save_pretrained`` writes them);
+    nothing is downloaded at run time. Recover by pointing it at such a
+    directory, or by leaving it unset for the bundled all-MiniLM-L6-v2.
+    """

