@@ -13,6 +13,16 @@ A save writes a fresh ``<name>-<token>`` directory, then swaps the catalogue
 file in with ``os.replace``; the catalogue is the only pointer to a dataset,
 so a crash at any point before that swap leaves the previous dataset in use
 and intact. Directories no longer referenced are removed afterwards.
+
+A save killed half-way leaves its temporary ``.tmp-*`` folder (in
+``datasets/``) or file (``atomic_write``, the salt; at the root and in
+``embeddings/``) behind. Opening a workspace removes those that nothing has
+written to for ``STALE_TMP_S`` seconds (the newest mtime of the entry and
+everything inside it): a live save keeps touching its entry, so it is kept,
+whichever process, container or host it runs in. The rule needs no lock and
+no pid, so it also covers leftovers of older versions; its worst case, a
+writer stalled longer than that, is a save that fails, never a broken
+dataset (the catalogue still points at the previous one).
 """
 
 from __future__ import annotations
@@ -27,6 +37,7 @@ import re
 import secrets
 import shutil
 import tempfile
+import time
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,6 +54,8 @@ log = logging.getLogger(__name__)
 
 _FRAMES = ("lines", "products", "customers", "set_aside_rows")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_TMP_GLOB = ".tmp-*"  # what tempfile.mkdtemp/mkstemp and atomic_write name their temporaries
+STALE_TMP_S = 600.0  # a temporary untouched this long belongs to no live save
 
 
 def default_root() -> Path:
@@ -83,6 +96,23 @@ def _to_parquet(frame: pd.DataFrame, path: Path) -> None:
         fixed.to_parquet(path, index=False)
 
 
+def _newest_mtime_and_size(path: Path) -> tuple[float, int]:
+    """Latest mtime of ``path`` and everything under it, and their total size in bytes."""
+    st = path.lstat()
+    if not path.is_dir() or path.is_symlink():
+        return st.st_mtime, st.st_size
+    newest, size = st.st_mtime, 0
+    for parent, dirs, files in os.walk(path):
+        for name in dirs + files:
+            try:
+                st = os.lstat(os.path.join(parent, name))
+            except FileNotFoundError:
+                continue
+            newest = max(newest, st.st_mtime)
+            size += st.st_size if name in files else 0
+    return newest, size
+
+
 class Workspace:
     """The analyst's datasets on disk.
 
@@ -97,6 +127,7 @@ class Workspace:
         self.embeddings_dir.mkdir(exist_ok=True)
         self.runs_dir.mkdir(exist_ok=True)
         self._salt: str | None = None
+        self.remove_stale_temporaries()
 
     def __repr__(self) -> str:
         return f"Workspace({str(self.root)!r})"
@@ -113,6 +144,38 @@ class Workspace:
     @property
     def _catalogue_path(self) -> Path:
         return self.root / "catalogue.json"
+
+    # --- leftovers --------------------------------------------------------
+    def remove_stale_temporaries(self, older_than_s: float = STALE_TMP_S) -> list[Path]:
+        """Remove ``.tmp-*`` leftovers of killed saves; returns what was removed.
+
+        Only entries whose newest mtime (their own or anything inside) is more
+        than ``older_than_s`` seconds old: see the module docstring. Called
+        when the workspace is opened; failures are logged, never raised.
+        """
+        removed = []
+        now = time.time()
+        for folder in (self.root, self.root / "datasets", self.embeddings_dir):
+            for entry in folder.glob(_TMP_GLOB):
+                try:
+                    newest, size = _newest_mtime_and_size(entry)
+                    if now - newest < older_than_s:
+                        continue
+                    if entry.is_dir() and not entry.is_symlink():
+                        shutil.rmtree(entry)
+                    else:
+                        entry.unlink()
+                except FileNotFoundError:  # its writer finished or removed it meanwhile
+                    continue
+                except OSError as err:
+                    log.warning("could not remove leftover %s: %s", entry, err)
+                    continue
+                log.info(
+                    "removed %s, left by an interrupted save (%.1f MB, untouched for %.0f min)",
+                    entry, size / 1e6, (now - newest) / 60,
+                )
+                removed.append(entry)
+        return removed
 
     # --- catalogue --------------------------------------------------------
     @contextlib.contextmanager
