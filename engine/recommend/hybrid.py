@@ -16,7 +16,7 @@ recency-weighted history, which only weighs the content profile.
 0.5 ** (age / ``trend_half_life_days``)): what the shop is selling now.
 *segment rate* is the share of the customer's segment that bought the product:
 what people like this customer buy (segments come from
-``engine.recommend.preferences``; without them the part is 0).
+``engine.recommend.segments``; without them the part is 0).
 T is the text-neighbour matrix: each product's ``text_neighbours`` most similar
 products (cosine of the embeddings) among those sold, weights row-normalised.
 The transfer term carries a customer's collaborative scores over to products
@@ -56,7 +56,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import numpy as np
 import scipy.sparse as sp
@@ -64,6 +64,8 @@ import torch
 
 from engine.device import choose_device
 from engine.errors import DataValidationError
+from engine.recommend.config import WEIGHT_GRID, PreferenceConfig
+from engine.recommend.holdout import holdout_split, ranking_metrics
 from engine.recommend.models import (
     EASE,
     ItemKNN,
@@ -73,71 +75,13 @@ from engine.recommend.models import (
     top_k,
 )
 from engine.recommend.profiles import content_profiles, recency_weights, weighted_matrix
+from engine.recommend.segments import customer_segments
 
 log = logging.getLogger(__name__)
 
-# the weights the tuning may choose, per part; w_collab stays 1 (the scale)
-WEIGHT_GRID: dict[str, tuple[float, ...]] = {
-    "w_ease": (0.0, 0.5, 1.0),
-    "w_trend": (0.0, 0.25, 0.5, 1.0, 1.5),
-    "w_segment": (0.0, 0.25, 0.5, 1.0, 1.5, 2.0),
-    "w_transfer": (0.0, 0.2, 0.4),
-    "w_content": (0.0, 0.1, 0.2),
-    "w_popularity": (0.0, 0.1, 0.3),
-}
 # τ when there is no validation window to fit it on; the search's bounds
 FALLBACK_TEMPERATURE = 1.0
 TEMPERATURE_BOUNDS = (0.05, 100.0)
-
-
-@dataclass(frozen=True)
-class PreferenceConfig:
-    """Settings of the hybrid model and the segments.
-
-    The ``w_`` weights are the starting point; with ``tune_weights`` (the
-    default) each fit chooses them on a validation window of its own history
-    (see the module docstring). engine/recommend/evaluate.py has the protocol
-    that measured this against EASE, item-kNN and popularity.
-    """
-
-    half_life_days: float = 90.0
-    ease_l2: float = 200.0
-    ease_max_items: int = 8000
-    knn_neighbours: int = 100
-    knn_shrink: float = 10.0
-    w_collab: float = 1.0
-    w_ease: float = 1.0
-    w_trend: float = 0.5
-    w_segment: float = 0.25
-    w_content: float = 0.1
-    w_transfer: float = 0.2
-    w_popularity: float = 0.1
-    trend_half_life_days: float = 7.0
-    text_neighbours: int = 20
-    tune_weights: bool = True
-    validation_weeks: int = 4
-    validation_customers: int = 1500
-    temperature: float | None = None  # None: fitted with the weights (module docstring)
-    exclude_seen: bool = True
-    n_segments: int | None = None  # None: the suggested k
-    k_range: tuple[int, int] = (2, 10)
-    svd_components: int = 32
-    chunk_size: int = 2048
-    device: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.temperature is not None and not self.temperature > 0:
-            raise ValueError(f"temperature must be > 0 (or None: fitted), got {self.temperature}")
-        if not 0.0 <= self.w_ease <= 1.0:
-            raise ValueError(f"w_ease must be in [0, 1], got {self.w_ease}")
-        lo, hi = self.k_range
-        if not 2 <= lo <= hi:
-            raise ValueError(f"k_range must satisfy 2 <= low <= high, got {self.k_range}")
-        if self.validation_weeks < 1:
-            raise ValueError(f"validation_weeks must be >= 1, got {self.validation_weeks}")
-
-    def weights(self) -> dict[str, float]:
-        return {name: getattr(self, name) for name in WEIGHT_GRID}
 
 
 def standardise(x: torch.Tensor) -> torch.Tensor:
@@ -344,8 +288,6 @@ def tune_weights(
     starting and of the chosen weights, or ``reason`` when the history is too
     short to hold a window out (then the config comes back unchanged).
     """
-    from engine.recommend.evaluate import holdout_split, ranking_metrics
-
     try:
         split = holdout_split(dataset, config.validation_weeks, with_cold=False)
     except DataValidationError as exc:
@@ -357,8 +299,6 @@ def tune_weights(
         # segments of the shorter history, as many as given: the given ones know the
         # validation window's purchases, and would make the segment part look better
         # than it is
-        from engine.recommend.preferences import customer_segments
-
         k = int(np.max(segments)) + 1
         inner_segments = customer_segments(
             split.train, embeddings, replace(config, n_segments=k), seed, suggest=False
