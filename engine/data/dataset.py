@@ -8,6 +8,7 @@ export.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,7 +29,8 @@ class Dataset:
     products : one row per product, row *i* is product index *i*; columns
         ``product_id, name, description, category, price, cost`` (cost NaN
         when unknown) plus any attribute columns. May contain products that
-        were never sold (cold start).
+        were never sold (cold start). ``name`` is never blank: see
+        ``product_names`` for where it comes from when the catalogue has none.
     customers : one row per customer with history, row *i* is customer index *i*.
     matrix : customers × products, number of distinct orders in which the
         customer bought the product (float32 CSR).
@@ -105,7 +107,8 @@ class Dataset:
         ``lines`` must already be validated (the data stage does that); ids are
         compared as strings. Without ``products`` the catalogue is derived from
         the lines: name from the most common line text, list price from the
-        median paid price, category empty, cost unknown.
+        median paid price, category empty, cost unknown. Catalogue rows
+        without a name get one by the rule of ``product_names``.
         """
         lines = lines.copy()
         for col in (C.ORDER_ID, C.CUSTOMER_ID, C.PRODUCT_ID):
@@ -150,7 +153,8 @@ class Dataset:
 
 def _complete_catalogue(lines: pd.DataFrame, products: pd.DataFrame | None) -> pd.DataFrame:
     """The catalogue, with products seen only in the lines derived from them."""
-    derived = derive_catalogue(lines)
+    line_names = _line_names(lines)
+    derived = _derive_catalogue(lines, line_names)
     if products is None or products.empty:
         return derived
     products = products.copy()
@@ -170,29 +174,167 @@ def _complete_catalogue(lines: pd.DataFrame, products: pd.DataFrame | None) -> p
     if C.COST not in out:
         out[C.COST] = np.nan
     out[C.COST] = out[C.COST].astype(float)
-    names = derived.set_index(C.PRODUCT_ID)[C.NAME]
-    blank = out[C.NAME].str.strip() == ""
-    out.loc[blank, C.NAME] = out.loc[blank, C.PRODUCT_ID].map(names).fillna(out.loc[blank, C.PRODUCT_ID])
+    out[C.NAME] = product_names(out, line_names)
     return out.reset_index(drop=True)
 
 
+# --- product names ------------------------------------------------------------
+
+# columns that are never part of a built name: the canonical ones (the category
+# and description have their own rules) and what the Dataset adds
+_NOT_NAME_PARTS = frozenset(
+    {C.PRODUCT_ID, C.NAME, C.DESCRIPTION, C.CATEGORY, C.PRICE, C.COST, C.IN_STOCK,
+     C.PRODUCT_IDX, C.CUSTOMER_IDX, C.SOURCE_FILE, C.SOURCE_ROW}
+)
+# a column with one of these words in its name holds identifiers or links, not words
+_ID_WORDS = frozenset(
+    {"id", "code", "sku", "ean", "upc", "gtin", "barcode", "isbn", "mpn", "asin", "no",
+     "number", "num", "url", "link", "image", "img", "photo"}
+)
+_FLAG_VALUES = frozenset({"true", "false", "yes", "no", "y", "n", "t", "f", "0", "1"})
+_MAX_PART_LENGTH = 50  # median characters; longer values are prose, not a name part
+_MAX_DESCRIPTION_NAME = 60
+
+
+def _words(column: object) -> list[str]:
+    """``"curr_size_of_product"`` → ``["curr", "size", "of", "product"]`` (camelCase split too)."""
+    text = re.sub(r"([a-z])([A-Z])", r"\1 \2", str(column))
+    return [w for w in re.split(r"[^A-Za-z0-9]+", text.lower()) if w]
+
+
+def _text(values: pd.Series) -> pd.Series:
+    """Values as single-spaced stripped text; missing values as ""."""
+    return values.astype(object).where(values.notna(), "").astype(str).str.split().str.join(" ")
+
+
+def name_columns(products: pd.DataFrame) -> list[str]:
+    """The attribute columns a product name is built from, in the frame's order.
+
+    Every column except the canonical ones, those named like identifiers or
+    links (a word such as id, code, sku, ean, url in the name), those whose
+    values are mostly numbers (codes, counts, weights without a unit), yes/no
+    flags or prose (median over 50 characters), and a broader level ``X``
+    when its finer ``sub X`` is there too (``commodity_desc`` beside
+    ``sub_commodity_desc``): brand, type, colour, size and the like stay.
+    """
+    keep = []
+    for col in products.columns:
+        if col in _NOT_NAME_PARTS or _ID_WORDS & set(_words(col)):
+            continue
+        text = _text(products[col])
+        present = text[text != ""]
+        if present.empty:
+            continue
+        if pd.to_numeric(present, errors="coerce").notna().mean() > 0.5:
+            continue
+        if set(present.str.casefold().unique()) <= _FLAG_VALUES:
+            continue
+        if present.str.len().median() > _MAX_PART_LENGTH:
+            continue
+        keep.append(col)
+    finer = {"".join(_words(c)) for c in keep}
+    return [c for c in keep if "sub" + "".join(_words(c)) not in finer]
+
+
+def attribute_names(products: pd.DataFrame) -> pd.Series:
+    """Names built from ``name_columns``: the product's non-empty values joined
+    by spaces, a value repeating an earlier one (ignoring case) left out;
+    "" where the product has none (e.g. ``"Acme Sub commodity 12 OZ"``)."""
+    columns = name_columns(products)
+    parts = [_text(products[c]).tolist() for c in columns]
+    names = []
+    for i in range(len(products)):
+        seen: list[str] = []
+        for values in parts:
+            value = values[i]
+            if value and value.casefold() not in {s.casefold() for s in seen}:
+                seen.append(value)
+        names.append(" ".join(seen))
+    return pd.Series(names, index=products.index, dtype=object)
+
+
+def _short(text: pd.Series, limit: int = _MAX_DESCRIPTION_NAME) -> pd.Series:
+    """The first line of each text, cut at a word boundary to ``limit`` characters with "…"."""
+    first = text.astype(str).str.split("\n").str[0].str.split().str.join(" ")
+
+    def cut(t: str) -> str:
+        if len(t) <= limit:
+            return t
+        head = t[: limit - 1].rsplit(" ", 1)[0] if " " in t[: limit - 1] else t[: limit - 1]
+        return head.rstrip(" ,;:.-") + "…"
+
+    return first.map(cut)
+
+
+def product_names(products: pd.DataFrame, line_names: pd.Series | None = None) -> pd.Series:
+    """A readable name for every catalogue row; the first of these that is not blank:
+
+    1. the catalogue's own ``name``;
+    2. the product's most common order-line text (``line_names``, by product id);
+    3. the catalogue's text attributes (``attribute_names``: brand, type, size… );
+    4. the first line of its ``description``, cut to 60 characters;
+    5. the product id, with the category in brackets when there is one
+       (``"123 (Frozen pizza)"``): never a blank name, and a bare id only when
+       the catalogue says nothing else about the product.
+    """
+    n = len(products)
+
+    def col(name: str) -> pd.Series:
+        if name in products:
+            return _text(products[name])
+        return pd.Series([""] * n, index=products.index, dtype=object)
+
+    # a name the catalogue gives is kept exactly as given
+    if C.NAME in products:
+        names = products[C.NAME].astype(object).where(products[C.NAME].notna(), "").astype(str)
+    else:
+        names = pd.Series([""] * n, index=products.index, dtype=object)
+    ids = products[C.PRODUCT_ID].astype(str)
+    fallbacks = (
+        lambda at: ids[at].map(line_names).fillna("") if line_names is not None else None,
+        lambda at: attribute_names(products.loc[at]),
+        lambda at: _short(col(C.DESCRIPTION)[at]),
+    )
+    for fallback in fallbacks:
+        blank = names.str.strip() == ""
+        if not blank.any():
+            return names
+        found = fallback(blank)
+        if found is not None:
+            names[blank] = found
+    blank = names.str.strip() == ""
+    if blank.any():
+        category = col(C.CATEGORY)[blank]
+        names[blank] = ids[blank].where(category == "", ids[blank] + " (" + category + ")")
+    return names
+
+
+def _line_names(lines: pd.DataFrame) -> pd.Series:
+    """Most common non-empty line text per product id (ties: alphabetically first)."""
+    if C.NAME not in lines:
+        return pd.Series(dtype=object)
+    ids = lines[C.PRODUCT_ID].astype(str)
+    text = lines[C.NAME].fillna("").astype(str).str.strip()
+    return (
+        pd.DataFrame({"p": ids, "n": text})
+        .loc[lambda d: d["n"] != ""]
+        .groupby(["p", "n"]).size().rename("k").reset_index()
+        .sort_values(["p", "k", "n"], ascending=[True, False, True])
+        .drop_duplicates("p")
+        .set_index("p")["n"]
+    )
+
+
 def derive_catalogue(lines: pd.DataFrame) -> pd.DataFrame:
-    """Catalogue from order lines alone: name = most common line text,
-    list price = median paid unit price, category empty, cost unknown."""
+    """Catalogue from order lines alone: name = most common line text (else
+    the product id), list price = median paid unit price, category empty,
+    cost unknown."""
+    return _derive_catalogue(lines, _line_names(lines))
+
+
+def _derive_catalogue(lines: pd.DataFrame, name: pd.Series) -> pd.DataFrame:
     ids = lines[C.PRODUCT_ID].astype(str)
     price = lines.groupby(ids, sort=True)[C.UNIT_PRICE].median()
-    if C.NAME in lines:
-        text = lines[C.NAME].fillna("").astype(str).str.strip()
-        name = (
-            pd.DataFrame({"p": ids, "n": text})
-            .loc[lambda d: d["n"] != ""]
-            .groupby(["p", "n"]).size().rename("k").reset_index()
-            .sort_values(["p", "k", "n"], ascending=[True, False, True])
-            .drop_duplicates("p")
-            .set_index("p")["n"]
-        )
-    else:
-        name = pd.Series(dtype=str)
     out = pd.DataFrame({C.PRODUCT_ID: price.index.astype(str)})
     out[C.NAME] = out[C.PRODUCT_ID].map(name).fillna(out[C.PRODUCT_ID])
     out[C.DESCRIPTION] = ""

@@ -149,7 +149,8 @@ def load_files(
             if not issues:
                 line_parts.append(part)
         elif kind == "products":
-            frame, issues = check_products(table, col_map)
+            dropped = [c for c, v in overrides.items() if not v]
+            frame, issues = check_products(table, col_map, dropped)
             _split(issues, errors, warnings)
             products.append(frame)
         elif kind == "customers":

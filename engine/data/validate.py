@@ -24,6 +24,7 @@ Every count can therefore be re-derived from the raw file with plain pandas.
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import numpy as np
@@ -342,18 +343,27 @@ def _non_merch_table(raw: pd.DataFrame, products: pd.Series, p_codes: np.ndarray
 # ---------------------------------------------------------------- catalogue, customers
 
 
-def check_products(table: Table, mapping: dict[str, str]) -> tuple[pd.DataFrame, list[Issue]]:
-    """Catalogue with canonical columns; duplicate ids keep the first (warning);
-    non-numeric prices or costs become unknown (warning naming the rows)."""
+def check_products(
+    table: Table, mapping: dict[str, str], dropped: Collection[str] = ()
+) -> tuple[pd.DataFrame, list[Issue]]:
+    """Catalogue with canonical columns plus the file's other columns as
+    attributes (brand, size, sub-category…; text, stripped), except those in
+    ``dropped`` (mapped to "" by the analyst) and any whose name is a canonical
+    name another column was mapped to. Duplicate ids keep the first
+    (warning); non-numeric prices or costs become unknown (warning naming the
+    rows)."""
     if C.PRODUCT_ID not in mapping.values():
         return pd.DataFrame(), [_missing(table, "products", mapping)]
-    frame = table.frame[[c for c in table.frame.columns if c in mapping]].rename(columns=mapping)
+    skip = set(mapping.values()) | set(dropped)
+    attributes = [c for c in table.frame.columns if c not in mapping and c not in skip]
+    keep = [c for c in table.frame.columns if c in mapping or c in attributes]
+    frame = table.frame[keep].rename(columns=mapping)
     frame = frame.copy()
     issues: list[Issue] = []
     frame[C.PRODUCT_ID] = normalise_ids(frame[C.PRODUCT_ID])
-    for col in (C.NAME, C.DESCRIPTION, C.CATEGORY):
+    for col in (C.NAME, C.DESCRIPTION, C.CATEGORY, *attributes):
         if col in frame:
-            frame[col] = frame[col].str.strip()
+            frame[col] = frame[col].astype(str).str.strip()
     for col in (C.PRICE, C.COST):
         if col in frame:
             text = frame[col].str.strip()
