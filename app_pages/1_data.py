@@ -62,11 +62,11 @@ if pending:
             continue
         with st.expander(f"**{name}** · {info.kind.replace('_', ' ')} · {info.rows:,} rows",
                          expanded=True):
-            options = [ud.IGNORE, *ud.ALL_MAPPABLE]
+            options = [ud.KEEP, ud.IGNORE, *ud.ALL_MAPPABLE]
             chosen = {}
             cols = st.columns(4)
             for k, column in enumerate(info.columns):
-                detected = info.mapping.get(column, ud.IGNORE)
+                detected = info.mapping.get(column, ud.KEEP)
                 chosen[column] = cols[k % 4].selectbox(
                     f"`{column}` →", options,
                     index=options.index(detected) if detected in options else 0,

@@ -1,33 +1,46 @@
 """Preferences: segments and what they prefer, one customer's recommendations and
 reasons, similar products, and offline quality against baselines."""
 
+import dataclasses
+from pathlib import Path
+
 import numpy as np
 import streamlit as st
 
 from engine import columns as C
+from ui import pipeline, state
 from ui import preferences as up
-from ui import state
-from ui.bundles import segment_names, workspace_cache_dir
 
 st.title("Preferences")
 name, dataset, folder = state.require_dataset()
 ws = state.workspace()
+ds = pipeline.DatasetRef(name, folder, dataset)
+config = state.run_config()
 
-emb_progress = state.progress_bar(
-    "Encoding product texts…", done=f"Product texts encoded ({dataset.n_products:,} products)")
-emb = up.embeddings(name, folder, workspace_cache_dir(ws.root), dataset, emb_progress)
-emb_progress(1.0)
+segs = pipeline.segments(ds, config)
+prefs = segs.preferences
+st.caption(f"Product texts encoded ({dataset.n_products:,} products) with "
+           f"{Path(config.encoder.model_name).name}; customers fitted and segmented.")
+suggested = int(prefs.suggested_k)
+lo, hi = config.preferences.k_range
 
-base = up.preferences(name, folder, up.config_with_k(None), 0, dataset, emb)
-k = st.slider("Number of segments", min_value=2, max_value=10, value=int(base.suggested_k),
-              key="prefs_k_widget",
-              help=f"Suggested by silhouette: {base.suggested_k}")
-prefs = base if k == base.suggested_k else up.preferences(
-    name, folder, up.config_with_k(k), 0, dataset, emb)
+
+def _set_k() -> None:
+    k = int(st.session_state["prefs_k_widget"])
+    # the suggested k stays "chosen from the data", so a new dataset gets its own
+    chosen = None if k == suggested else k
+    state.set_slice(preferences=dataclasses.replace(config.preferences, n_segments=chosen))
+
+
+k_now = config.preferences.n_segments or suggested
+st.slider("Number of segments", min_value=lo, max_value=hi, value=int(k_now),
+          key="prefs_k_widget", on_change=_set_k,
+          help=f"Suggested by silhouette: {suggested}. The Bundles, Pricing and Export pages "
+          "use the same segments.")
 
 st.metric("Segments", prefs.n_segments)
-# the names the Bundles, Pricing and Export pages give the same segments
-names = segment_names(dataset, prefs.segment_labels, prefs.segment_affinity, sizes=False)
+# the names the Bundles, Pricing and Export pages and the files give the same segments
+names = segs.names
 left, right = st.columns([1, 2])
 left.plotly_chart(up.segment_sizes_figure(prefs.segment_sizes(), names), key="prefs_sizes")
 right.plotly_chart(up.category_heatmap(prefs.category_affinity, names), key="prefs_heatmap")
@@ -42,6 +55,7 @@ shown_ids = ws.pseudonymise(dataset.customer_ids)
 pick = st.selectbox("Customer", np.arange(dataset.n_customers),
                     format_func=lambda i: f"{shown_ids[i]} (segment {names[prefs.segment_labels[i]]})",
                     key="prefs_customer_widget")
+emb = pipeline.embeddings(ds, config)
 history, recs = up.customer_view(prefs, dataset, emb, int(pick))
 hcol, rcol = st.columns([1, 2])
 hcol.caption("History (recency-weighted)")
@@ -64,7 +78,7 @@ st.subheader("Offline quality")
 st.caption("Last 8 weeks held out; hybrid against popularity, item-kNN and EASE.")
 if st.button("Evaluate", key="prefs_evaluate_widget") or st.session_state.get("prefs_evaluated"):
     st.session_state["prefs_evaluated"] = True
-    table, cold, protocol = up.evaluation(name, folder, up.config_with_k(None), 8, 20, dataset, emb)
+    table, cold, protocol = up.evaluation(name, folder, config.preferences, 8, 20, dataset, emb)
     st.dataframe(table, hide_index=True, key="prefs_eval_table")
     st.caption("Cold start (products new in the hold-out window)")
     st.dataframe(cold, hide_index=True)

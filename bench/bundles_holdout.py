@@ -45,14 +45,16 @@ sys.path.insert(0, str(ROOT))
 
 from bench.common import summary, verdict  # noqa: E402
 from engine import columns as C  # noqa: E402
-from engine import pipeline  # noqa: E402
 from engine.bundles import (  # noqa: E402
     BeamConfig,
+    beam_search,
     frequent_itemsets,
     order_segments,
     score_recommendations,
 )
 from engine.bundles.itemsets import frequent_itemsets_by_segment  # noqa: E402
+from engine.pipeline import SeasonConfig, stages  # noqa: E402
+from engine.pricing.demand import DemandConfig  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "online_retail.parquet"
 GOAL = 1.2
@@ -84,7 +86,7 @@ def main(argv=None) -> int:
 
     from engine.data import load_files
     from engine.encoder import encode_products
-    from engine.recommend import PreferenceConfig, fit_preferences
+    from engine.recommend import PreferenceConfig
     from engine.workspace import Workspace
 
     t0 = time.perf_counter()
@@ -105,19 +107,17 @@ def main(argv=None) -> int:
         config = dataclasses.replace(
             config, n_segments=args.segments, k_range=(args.segments, args.segments)
         )
-    prefs = fit_preferences(train, embeddings, config, seed=args.seed)
-    inputs = pipeline.bundle_inputs(train, prefs, embeddings)
-    ranker = None
-    if args.profit:
-        from engine.pricing import PricingConfig
-        from engine.pricing.demand import DemandConfig, calibrate_demand
-
-        demand = calibrate_demand(train, prefs.segment_labels, DemandConfig())
-        ranker = pipeline.profit_ranker(
-            demand, prefs.copurchase, DemandConfig(), PricingConfig(), draws=2_000
-        )
+    segs = stages.segment(train, embeddings, config, seed=args.seed)
+    prefs = segs.preferences
     beam = BeamConfig(kmin=2, kmax=3, n_bundles=args.per_segment, seed=args.seed)
-    bundles = pipeline.find_bundles(inputs, beam, profit_fn=ranker)
+    if args.profit:  # the pipeline's own bundle stage: ranked by the profit each adds
+        demand = stages.demand(train, segs, DemandConfig(), SeasonConfig())
+        bundles = stages.bundles(train, segs, embeddings, demand, beam, DemandConfig(),
+                                 2_000, args.seed).bundles
+    else:
+        inputs = stages.bundle_inputs(train, segs, embeddings)
+        bundles = beam_search(inputs, beam)
+    ranker = args.profit
     n_segments = prefs.n_segments
     print(
         f"pipeline on the training part in {time.perf_counter() - t0:.1f} s: "

@@ -1,25 +1,16 @@
-"""Command line: ``python -m engine {validate,recommend,evaluate,run} ...``.
+"""Command line: ``python -m engine {validate,evaluate,recommend,bundles,price,run} ...``.
 
-Each stage owns its sub-commands in a ``cli`` module with a
-``register(subparsers)`` function; handlers return the exit status.
+The commands live in ``engine.pipeline.cli``; handlers return the exit status.
 Exit 0 on success, 2 with a message on standard error when the input is bad.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import sys
 
-# modules that register sub-commands, in the order they appear in --help
-CLI_MODULES = (
-    "engine.data.cli",
-    "engine.recommend.cli",
-    "engine.bundles.cli",
-    "engine.pricing.cli",
-    "engine.pipeline",
-)
+from engine.pipeline import cli
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,8 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name in CLI_MODULES:
-        importlib.import_module(name).register(sub)
+    cli.register(sub)
     return parser
 
 

@@ -40,7 +40,10 @@ PRODUCT_COLUMNS = (PRODUCT_ID, NAME, DESCRIPTION, CATEGORY, PRICE, COST)
 CUSTOMER_COLUMNS = (CUSTOMER_ID,)
 OBSERVED_COLUMNS = (BUNDLE_ID, PERIOD, PRICE, UNITS)
 
-# exported price list, in this order
+# exported price list, in this order. Money is per period (the segment's visitors in
+# the data's period, or the analyst's visitors per segment); "bundle_" columns are the
+# bundle's own sales, "segment_" columns the change in everything the segment buys
+# against offering no bundle (bundle sales less the single sales they replace).
 PRICE_LIST_COLUMNS = (
     "bundle_id",
     "segment",
@@ -51,8 +54,12 @@ PRICE_LIST_COLUMNS = (
     "discount_pct",
     "expected_take_rate",
     "expected_units",
-    "expected_revenue",
-    "expected_profit",
-    "margin_pct",
+    "bundle_revenue",
+    "bundle_profit",
+    "bundle_margin_pct",
+    "single_units_replaced",
+    "segment_revenue_change",
+    "segment_profit_change",
+    "price_rule",
     "reason",
 )

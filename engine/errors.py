@@ -72,3 +72,16 @@ class ModelLoadError(EngineError):
     nothing is downloaded at run time. Recover by pointing it at such a
     directory, or by leaving it unset for the bundled all-MiniLM-L6-v2.
     """
+
+
+class ConfigError(EngineError, ValueError):
+    """Settings outside what is allowed; ``problems`` names each field, the value
+    given and what is allowed, all at once.
+
+    Recover by changing every named setting (in the config file, the command's
+    options or the page) to a value in its allowed range and running again.
+    """
+
+    def __init__(self, problems) -> None:
+        self.problems = [str(p) for p in problems]
+        super().__init__("; ".join(self.problems) or "invalid settings")

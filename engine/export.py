@@ -23,14 +23,14 @@ from engine import columns as C
 from engine.data.dataset import Dataset
 from engine.files import atomic_write
 from engine.pricing.optimise import PriceResult
-from engine.pricing.simulate import SimulationResult
 
 log = logging.getLogger(__name__)
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 OFFER_COLUMNS = (C.CUSTOMER_ID, C.SEGMENT, "offered_bundle_ids")
-_MONEY = ("list_total", "bundle_price", "expected_revenue", "expected_profit")
-_PCT = ("discount_pct", "margin_pct")
+_MONEY = ("list_total", "bundle_price", "bundle_revenue", "bundle_profit",
+          "segment_revenue_change", "segment_profit_change")
+_PCT = ("discount_pct", "bundle_margin_pct")
 _FIXED_TIME = dt.datetime(2000, 1, 1)
 
 
@@ -49,68 +49,90 @@ def escape_frame(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _reason(result: PriceResult, discount_pct: float) -> str:
-    held = ("held at the list total" if discount_pct < 0.05
-            else "only what the price ending takes off (the highest allowed price under it)")
-    bound = {
-        "list_total": f"{held}: a deeper discount would lose more margin than it wins",
-        "max_discount": "at the largest discount allowed",
-        "margin_floor": "at the margin floor",
-        "segment_spread": "moved to keep segment prices within the allowed spread",
-        "price_ending": "priced to the cent: no price with the usual ending lies between the "
-        "largest discount and the list total",
-        "none": "maximises expected profit",
-    }.get(result.binding, result.binding)
-    text = f"{discount_pct:.1f}% off the list total, {bound}"
+# what each binding guardrail means for the price, as the reason says it
+_RULES = {
+    "list_total": "held at the list total: any discount would lose more margin than it wins",
+    "max_discount": "at the largest discount allowed",
+    "margin_floor": "at the margin floor",
+    "segment_spread": "moved to keep the segments' prices within the allowed spread",
+    "price_ending": "priced to the cent: no price with the usual ending lies between the "
+    "largest discount and the list total",
+    "none": "the price of highest expected profit within the guardrails",
+}
+
+
+def price_reason(row: Mapping, result: PriceResult, segment: str, bundle_reason: str = "") -> str:
+    """The price and the numbers behind it, in words: discount, take rate, units,
+    single sales replaced, margin, the change against no bundle, the binding rule."""
+    rule = _RULES.get(result.binding, result.binding)
+    if result.binding == "list_total" and row["discount_pct"] >= 0.05:
+        rule = "the highest price with the usual ending under the list total"
+    text = (
+        f"{row['bundle_price']:.2f}, {row['discount_pct']:.1f}% off the {row['list_total']:.2f} "
+        f"list total: {rule}. {100 * row['expected_take_rate']:.1f}% of segment {segment}'s "
+        f"visitors take it ({row['expected_units']:,.1f} bundles per period), replacing "
+        f"{row['single_units_replaced']:,.1f} single sales; the bundle's margin is "
+        f"{row['bundle_margin_pct']:.1f}%, and the segment's profit changes by "
+        f"{row['segment_profit_change']:+,.2f} per period against no bundle."
+    )
     if not result.converged:
         text = f"WARNING: {result.message}. " + text
-    return text + "."
+    return text + (f" {bundle_reason}" if bundle_reason else "")
 
 
 def price_list(
     dataset: Dataset,
     bundles: Sequence[Sequence[int]],
-    results: Sequence[PriceResult],
-    simulation: SimulationResult,
+    run,
     bundle_ids: Sequence[str] | None = None,
     segment_names: Sequence[str] | None = None,
+    bundle_reasons: Sequence[str] | None = None,
 ) -> pd.DataFrame:
     """One row per (bundle, segment) with columns ``PRICE_LIST_COLUMNS``.
 
-    ``simulation`` must be evaluated at the results' prices (same bundle order).
+    ``run`` is a ``PricingRun`` of these bundles (same order): its prices, the
+    outcomes at them and without any bundle.
     """
-    if not len(bundles) == len(results) == len(simulation.per_bundle):
+    results, sim, none = run.results, run.simulation.per_bundle, run.no_bundle.per_bundle
+    if not len(bundles) == len(results) == len(sim):
         raise ValueError(
-            f"{len(bundles)} bundles, {len(results)} results and "
-            f"{len(simulation.per_bundle)} simulated rows must match"
+            f"{len(bundles)} bundles, {len(results)} results and {len(sim)} simulated rows "
+            "must match"
         )
     ids = dataset.products[C.PRODUCT_ID].astype(str).to_numpy()
     names = dataset.products[C.NAME].astype(str).to_numpy()
-    sim = simulation.per_bundle
+    price = dataset.products[C.PRICE].to_numpy(float)
     rows = []
     for b, (items, res) in enumerate(zip(bundles, results, strict=True)):
         items = list(items)
-        list_total = float(dataset.products[C.PRICE].to_numpy(float)[items].sum())
-        discount = 100.0 * (1.0 - res.price / list_total) if list_total > 0 else 0.0
-        revenue, profit = float(sim["revenue"].iat[b]), float(sim["profit"].iat[b])
+        list_total = float(price[items].sum())
+        units = float(sim["units"].iat[b])
+        cost = float(run.choices.bundle_cost[b])
         seg = segment_names[res.segment] if segment_names is not None else str(res.segment)
-        rows.append(
-            {
-                "bundle_id": bundle_ids[b] if bundle_ids is not None else f"B{b + 1:04d}",
-                "segment": seg,
-                "product_ids": "|".join(ids[items]),
-                "product_names": "|".join(names[items]),
-                "list_total": round(list_total, 2),
-                "bundle_price": round(res.price, 2),
-                "discount_pct": round(discount, 2),
-                "expected_take_rate": round(float(sim["take_rate"].iat[b]), 4),
-                "expected_units": round(float(sim["units"].iat[b]), 2),
-                "expected_revenue": round(revenue, 2),
-                "expected_profit": round(profit, 2),
-                "margin_pct": round(100.0 * profit / revenue, 2) if revenue > 0 else 0.0,
-                "reason": _reason(res, discount),
-            }
-        )
+        row = {
+            "bundle_id": bundle_ids[b] if bundle_ids is not None else f"B{b + 1:04d}",
+            "segment": seg,
+            "product_ids": "|".join(ids[items]),
+            "product_names": "|".join(names[items]),
+            "list_total": round(list_total, 2),
+            "bundle_price": round(res.price, 2),
+            "discount_pct": round(100.0 * (1.0 - res.price / list_total), 2)
+            if list_total > 0 else 0.0,
+            "expected_take_rate": round(float(sim["take_rate"].iat[b]), 4),
+            "expected_units": round(units, 2),
+            "bundle_revenue": round(units * res.price, 2),
+            "bundle_profit": round(units * (res.price - cost), 2),
+            "bundle_margin_pct": round(100.0 * (res.price - cost) / res.price, 2)
+            if res.price > 0 else 0.0,
+            "single_units_replaced": round(float(sim["cannibalised_units"].iat[b]), 2),
+            "segment_revenue_change": round(float(sim["revenue"].iat[b] - none["revenue"].iat[b]),
+                                            2),
+            "segment_profit_change": round(float(sim["profit"].iat[b] - none["profit"].iat[b]),
+                                           2),
+            "price_rule": res.binding,
+        }
+        row["reason"] = price_reason(row, res, seg, bundle_reasons[b] if bundle_reasons else "")
+        rows.append(row)
     frame = pd.DataFrame(rows, columns=list(C.PRICE_LIST_COLUMNS))
     return _sorted(frame, ["bundle_id", "segment"])
 

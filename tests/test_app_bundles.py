@@ -11,9 +11,9 @@ import pytest
 import scipy.sparse as sp
 from streamlit.testing.v1 import AppTest
 
-from engine import pipeline
 from engine.bundles import BundleInputs, score_bundle
 from engine.bundles.objective import ObjectiveWeights, weighted_total
+from engine.pipeline import stages
 from engine.recommend import copurchase_stats
 from tests.conftest import app_on_page
 from ui import bundles as ub
@@ -93,19 +93,21 @@ def test_cards_show_the_profit_term_and_the_ranking_adds_it(page):
                                      "profit_proxy")}
         assert row["total"] == pytest.approx(weighted_total(parts, w))
     assert shown["total"].is_monotonic_decreasing
-    # labels and reasons name the segment as the picker does, not the price list's S1
-    assert shown["segment"].str.startswith("1 · ").all()
-    assert all("egment 1 · " in r for r in shown["reason"])
+    # labels and reasons name the segment as the picker, the price list and the files do
+    assert shown["segment"].str.startswith("S1 · ").all()
+    assert all("egment S1 · " in r for r in shown["reason"])
+    # each card's caption is the price list's reason: the actual price and its numbers
+    assert sum("% off the " in c.value and "list total" in c.value for c in page.caption) >= 5
 
 
 def test_bundles_are_ranked_by_the_pricing_stage_profit(fresh_page, monkeypatch):
     # a stand-in pricing stage under which every extra product adds 1000 per visitor:
     # the profit then outweighs every other term, so the page must show triples only,
     # though on the sample market's own profits its best bundles are pairs
-    def more_is_better(demand, copurchase, demand_config, pricing, draws):
+    def more_is_better(model, copurchase, config, draws, seed):
         return lambda segment, items: 1000.0 * len(items)
 
-    monkeypatch.setattr(pipeline, "profit_ranker", more_is_better)
+    monkeypatch.setattr(stages, "profit_ranker", more_is_better)
     at = fresh_page()
     shown = at.session_state["bundles_shown"]
     assert len(shown) == 5
@@ -115,18 +117,24 @@ def test_bundles_are_ranked_by_the_pricing_stage_profit(fresh_page, monkeypatch)
 
 def test_moving_an_unrelated_widget_recomputes_nothing(page, monkeypatch):
     calls = []
-    for name in ("find_bundles", "profit_ranker", "bundle_inputs"):
-        real = getattr(pipeline, name)
+    for name in ("beam_search", "profit_ranker", "fit_preferences",
+                 "calibrate_demand", "prepare_choices", "run_on_choices"):
+        real = getattr(stages, name)
 
         def counted(*args, _real=real, _name=name, **kwargs):
             calls.append(_name)
             return _real(*args, **kwargs)
 
-        monkeypatch.setattr(pipeline, name, counted)
-    page.selectbox(key="bundles_segment_widget").set_value(1).run()
+        monkeypatch.setattr(stages, name, counted)
     page.selectbox(key="bundles_network_widget").set_value(1).run()
     assert not page.exception, [e.value for e in page.exception]
     assert calls == []
+    # another segment: only the beam for the customer now picked (its own preferences)
+    page.selectbox(key="bundles_segment_widget").set_value(1).run()
+    assert not page.exception, [e.value for e in page.exception]
+    assert calls.count("beam_search") == 1
+    assert not {"profit_ranker", "fit_preferences", "calibrate_demand",
+                "run_on_choices"} & set(calls), calls
     assert len(_cards(page)) == 5
 
 

@@ -111,7 +111,7 @@ def test_cannibalisation_chart_and_demand_sources_are_shown(page):
 
 def test_read_observed_names_an_unreadable_file():
     from engine.errors import DataValidationError
-    from ui.pricing import read_observed
+    from engine.pricing.adjust import read_observed
 
     good = b"bundle_id,period,price,units,visitors\nS1-P1-P2,1,9.99,3,40\n"
     frame = read_observed("obs.csv", good)
@@ -174,7 +174,7 @@ def test_observed_results_propose_moves_in_the_direction_sales_say(fresh):
               spread=50)
     prices = at.session_state["pricing_price_list"].set_index("bundle_id")
     free = prices[(prices["discount_pct"] > 3) & (prices["discount_pct"] < 55)
-                  & (prices["margin_pct"] > 15) & (prices["expected_take_rate"] > 0.01)]
+                  & (prices["bundle_margin_pct"] > 15) & (prices["expected_take_rate"] > 0.01)]
     assert len(free) >= 2, prices
     up_id = free["discount_pct"].idxmax()  # the most room to rise
     down_id = free.drop(index=up_id)["expected_take_rate"].idxmax()
@@ -234,7 +234,7 @@ def test_observed_results_with_missing_column_or_unknown_bundle_are_named(fresh)
 
 def test_read_observed_names_file_column_and_rows_of_each_problem():
     from engine.errors import DataValidationError
-    from ui.pricing import read_observed
+    from engine.pricing.adjust import read_observed
 
     data = (b"Bundle_ID,period,price,units,visitors\n"
             b"A,1,9.99,3,40\n"      # row 2: fine
@@ -255,9 +255,10 @@ def test_read_observed_names_file_column_and_rows_of_each_problem():
 
 @pytest.fixture
 def counted(monkeypatch):
-    """Calls of each stage the page might re-run, counted while the page runs."""
-    import engine.pipeline
-    import ui.pipeline
+    """Calls of each stage the page might re-run, counted while the page runs (the
+    stages run in ui.pipeline's worker threads and look these names up in
+    engine.pipeline.stages, the figures' in ui.pricing)."""
+    import engine.pipeline.stages
     import ui.pricing
 
     calls: dict[str, int] = {}
@@ -271,27 +272,29 @@ def counted(monkeypatch):
 
         monkeypatch.setattr(module, attr, wrapper)
 
-    for attr in ("prepare_choices", "run_on_choices", "price_curve", "frontier",
-                 "adjust_prices"):
+    for attr in ("price_curve", "frontier", "adjust_prices"):
         count(ui.pricing, attr)
-    count(ui.pipeline, "calibrate_demand")
-    count(ui.pipeline, "fit_preferences")
-    count(engine.pipeline, "find_bundles")
+    for attr in ("prepare_choices", "run_on_choices", "calibrate_demand", "fit_preferences",
+                 "beam_search"):
+        count(engine.pipeline.stages, attr)
     return calls
 
 
 # per group of widget moves, from the page's defaults: widget key, new value and the stages
-# that must re-run (new visitors' draws, new prices, the price curve of the bundle shown,
-# the revenue/margin frontier); after each group the widgets go back to their defaults
-DRAWS = {"prepare_choices", "run_on_choices", "price_curve", "frontier"}
+# that must re-run; after each group the widgets go back to their defaults. A guardrail or
+# the segment mix re-prices the same bundles on the same draws; synergy changes what a
+# bundle is worth, so the bundles are searched again (and drawn anew); the season and the
+# elasticity change the demand model itself. The segments are never fitted again.
+REPRICE = {"run_on_choices", "price_curve", "frontier"}
+REBUNDLE = {"beam_search", "prepare_choices", *REPRICE}
+RECALIBRATE = {"calibrate_demand", *REBUNDLE}
 MOVES = [
     [("discount", 0, {"run_on_choices", "frontier"})],
     [("margin", 55, {"run_on_choices"})],
-    [("synergy_auto", False, {"run_on_choices", "price_curve", "frontier"}),
-     ("synergy", 25, {"run_on_choices", "price_curve", "frontier"})],
-    [("mix_0", 0, {"run_on_choices", "price_curve", "frontier"})],
-    [("month", 12, DRAWS)],
-    [("use_elasticity", True, DRAWS), ("elasticity", 5.0, DRAWS)],
+    [("synergy_auto", False, REBUNDLE), ("synergy", 25, REBUNDLE)],
+    [("mix_0", 0, REPRICE)],
+    [("month", 12, RECALIBRATE)],
+    [("use_elasticity", True, RECALIBRATE), ("elasticity", 5.0, RECALIBRATE)],
 ]
 
 
@@ -300,15 +303,15 @@ def _profit(at: AppTest) -> str:
 
 
 def test_each_slider_changes_the_metrics_and_reruns_only_what_depends_on_it(fresh, counted):
+    import ui.pipeline
     import ui.pricing
 
-    # other tests filled the page's caches with their scenarios: start from the defaults only
-    for cached in (ui.pricing.choices, ui.pricing.scenario_choices, ui.pricing.scenario_run,
-                   ui.pricing.scenario_curve, ui.pricing.scenario_frontier):
-        cached.clear()
+    # other tests filled the caches with their scenarios: start from the defaults only
+    ui.pipeline.clear()
+    ui.pricing.scenario_curve.clear()
+    ui.pricing.scenario_frontier.clear()
     at = fresh
     at.run()
-    assert counted["prepare_choices"] == 1 and counted["run_on_choices"] == 1, counted
     counted.clear()
     at.run()
     assert not counted, counted  # a plain rerun recomputes nothing

@@ -369,14 +369,14 @@ def test_order_coverage_counts_orders_of_each_segment_against_its_own_bundles():
     assert order_coverage(holdout, {0: [("c", "d")], 1: [("a", "z")]}, segment_of_order) == 0.0
 
 
-def test_customer_affinity_blends_own_purchases_with_the_segment():
-    from engine.bundles.segments import customer_affinity, segment_affinity
+def test_customer_taste_blends_own_purchases_with_the_segment():
+    from engine.pipeline.stages import customer_taste
 
     matrix = sp.csr_matrix(np.array([[2, 0, 0, 2], [0, 1, 0, 0], [0, 1, 3, 0]], dtype=float))
-    seg = segment_affinity(matrix, [0, 1, 1], 2)
-    np.testing.assert_allclose(seg, [[0.5, 0, 0, 0.5], [0, 0.625, 0.375, 0]])
-    row = customer_affinity(matrix, 2, seg[1], own_weight=0.5)
-    np.testing.assert_allclose(row, [[0, 0.4375, 0.5625, 0]])
+    segment = np.array([0, 0.625, 0.375, 0])
+    np.testing.assert_allclose(customer_taste(matrix, 2, segment, own_weight=0.5),
+                               [0, 0.4375, 0.5625, 0])
+    np.testing.assert_allclose(customer_taste(matrix, 2, 2 * segment, own_weight=0.0), segment)
 
 
 def test_reason_says_highly_only_when_the_segment_does():

@@ -1,20 +1,22 @@
-"""``bundles`` sub-command, through its own parser (engine/__main__ registers it)."""
+"""The ``bundles`` command: the bundles ``run`` would offer, and clean failures."""
 
 from __future__ import annotations
 
-import argparse
 import json
 
 import pandas as pd
+import pytest
 
-from engine.bundles import cli
+from engine.__main__ import main
+
+
+@pytest.fixture(autouse=True)
+def _workspace(tmp_path, monkeypatch):
+    monkeypatch.setenv("ENGINE_WORKSPACE", str(tmp_path / "ws"))
 
 
 def _run(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser()
-    cli.register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return args.func(args)
+    return main(argv)
 
 
 def _orders(tmp_path):

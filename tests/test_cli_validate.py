@@ -7,7 +7,7 @@ import json
 import pandas as pd
 
 from engine.__main__ import main
-from engine.data.cli import parse_maps
+from engine.pipeline.cli import parse_maps
 
 
 def test_json_on_the_real_sample(real_sample_path, capsys):

@@ -11,7 +11,7 @@ import pytest
 
 from engine import columns as C
 from engine.data import Dataset
-from engine.recommend import cli
+from engine.pipeline import cli
 from engine.recommend.evaluate import holdout_split, ranking_metrics
 
 

@@ -24,7 +24,7 @@ from engine.export import (
     to_xlsx_bytes,
     write,
 )
-from engine.pricing import PricingConfig, evaluate, optimise_prices, prepare_choices
+from engine.pricing import PricingConfig, evaluate, prepare_choices, run_on_choices
 from engine.pricing.simulate import Market
 from engine.workspace import Workspace
 
@@ -60,25 +60,44 @@ def priced():
     bundles = [(0, 1), (2, 3, 4), (0, 5)]
     cfg = PricingConfig(n_customers=2000)
     choices = prepare_choices(market, bundles, [0, 1, 1], n_customers=2000)
-    results = optimise_prices(choices, cfg)
-    sim = evaluate(choices, np.array([r.price for r in results]))
-    frame = price_list(dataset, bundles, results, sim, segment_names=["gift", "=evil"])
-    return dataset, frame
+    run = run_on_choices(choices, bundles, cfg)
+    frame = price_list(dataset, bundles, run, segment_names=["gift", "=evil"])
+    return dataset, frame, run
 
 
 def test_price_list_columns_and_values(priced):
-    dataset, frame = priced
+    dataset, frame, run = priced
     assert tuple(frame.columns) == C.PRICE_LIST_COLUMNS
     row = frame.set_index("bundle_id").loc["B0001"]
     assert row["product_ids"] == "P0|P1" and row["list_total"] == 22.5
     assert row["bundle_price"] <= row["list_total"]
     assert row["discount_pct"] == pytest.approx(100 * (1 - row["bundle_price"] / 22.5), abs=0.01)
     assert str(row["bundle_price"]).endswith(".99")
-    assert frame["reason"].str.len().gt(10).all()
+    # the money columns: the bundle's own sales, and the segment's change against no bundle
+    sim = run.simulation.per_bundle.iloc[0]
+    none = evaluate(run.choices, np.full(3, np.inf)).per_bundle.iloc[0]
+    assert row["bundle_revenue"] == pytest.approx(sim["units"] * row["bundle_price"], abs=0.01)
+    cost = 4.0 + 6.0
+    assert row["bundle_profit"] == pytest.approx(sim["units"] * (row["bundle_price"] - cost),
+                                                 abs=0.01)
+    assert row["bundle_margin_pct"] == pytest.approx(
+        100 * (row["bundle_price"] - cost) / row["bundle_price"], abs=0.01)
+    assert row["segment_profit_change"] == pytest.approx(sim["profit"] - none["profit"], abs=0.01)
+    assert row["segment_revenue_change"] == pytest.approx(sim["revenue"] - none["revenue"],
+                                                          abs=0.01)
+    assert row["single_units_replaced"] == pytest.approx(sim["cannibalised_units"], abs=0.01)
+    # the reason quotes this bundle's own price, discount and numbers, not a fixed 10 %
+    for r in frame.itertuples():
+        assert r.reason.startswith(f"{r.bundle_price:.2f}, {r.discount_pct:.1f}% off the "
+                                   f"{r.list_total:.2f} list total")
+        assert f"{100 * r.expected_take_rate:.1f}% of segment" in r.reason
+        assert f"margin is {r.bundle_margin_pct:.1f}%" in r.reason
+        assert f"{r.segment_profit_change:+,.2f} per period" in r.reason
+    assert frame["reason"].nunique() == len(frame)
 
 
 def test_csv_round_trip_and_escaping(priced):
-    _, frame = priced
+    _, frame, _ = priced
     data = to_csv_bytes(frame)
     back = pd.read_csv(io.BytesIO(data), keep_default_na=False, dtype={"segment": str})
     expected = escape_frame(frame)
@@ -91,7 +110,7 @@ def test_csv_round_trip_and_escaping(priced):
 
 
 def test_xlsx_round_trip_escaping_and_no_formulas(priced, tmp_path):
-    _, frame = priced
+    _, frame, _ = priced
     data = to_xlsx_bytes(frame)
     assert to_xlsx_bytes(frame) == data
     back = pd.read_excel(io.BytesIO(data), keep_default_na=False, dtype={"segment": str})
@@ -111,13 +130,13 @@ def test_xlsx_round_trip_escaping_and_no_formulas(priced, tmp_path):
 
 
 def test_json_round_trip(priced):
-    _, frame = priced
+    _, frame, _ = priced
     back = pd.DataFrame(json.loads(to_json_bytes(frame)))
     pd.testing.assert_frame_equal(back, frame, check_dtype=False)
 
 
 def test_offer_list_keeps_or_pseudonymises_ids(priced, tmp_path):
-    dataset, _ = priced
+    dataset, _, _ = priced
     ws = Workspace(tmp_path)
 
     def pseudonym(customer_id: str) -> str:
@@ -154,11 +173,21 @@ def test_no_exported_cell_starts_like_a_formula(texts):
 def test_reason_says_what_held_the_price():
     """A bundle priced at the highest .99 under its list total is not 'held at the list
     total': the reason says the price ending took the discount off."""
-    from engine.export import _reason
+    from engine.export import price_reason
     from engine.pricing.optimise import PriceResult
 
-    at_top = PriceResult(bundle=0, segment=0, price=0.99, profit=1.0, take_rate=0.1,
+    def row(price, discount):
+        return {"bundle_price": price, "discount_pct": discount, "list_total": 10.0,
+                "expected_take_rate": 0.1, "expected_units": 5.0, "single_units_replaced": 2.0,
+                "bundle_margin_pct": 40.0, "segment_profit_change": 3.0}
+
+    at_top = PriceResult(bundle=0, segment=0, price=9.99, profit=1.0, take_rate=0.1,
                          converged=True, message="", binding="list_total")
-    assert "price ending" in _reason(at_top, 10.0)
-    assert "held at the list total" not in _reason(at_top, 10.0)
-    assert "held at the list total" in _reason(at_top, 0.0)
+    assert "usual ending" in price_reason(row(9.99, 0.1), at_top, "S1")
+    assert "held at the list total" not in price_reason(row(9.99, 0.1), at_top, "S1")
+    assert "held at the list total" in price_reason(row(10.0, 0.0), at_top, "S1")
+    floor = PriceResult(bundle=0, segment=0, price=8.0, profit=1.0, take_rate=0.1,
+                        converged=True, message="", binding="margin_floor")
+    text = price_reason(row(8.0, 20.0), floor, "S1 · Tea")
+    assert text.startswith("8.00, 20.0% off the 10.00 list total: at the margin floor.")
+    assert "segment S1 · Tea's visitors" in text

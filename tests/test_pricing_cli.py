@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-import argparse
-
 import pandas as pd
+import pytest
 
 from engine import columns as C
-from engine.pricing import cli
+from engine.__main__ import main
+
+
+@pytest.fixture(autouse=True)
+def _workspace(tmp_path, monkeypatch):
+    monkeypatch.setenv("ENGINE_WORKSPACE", str(tmp_path / "ws"))
 
 
 def _main(argv):
-    parser = argparse.ArgumentParser()
-    cli.register(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(argv)
-    return args.func(args)
+    return main(argv)
 
 
 def test_price_command_writes_a_price_list(sample_dir, tmp_path, capsys):

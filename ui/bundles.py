@@ -1,139 +1,28 @@
-"""Bundles page glue: the page's bundles from the shared cached chain, and its figure.
+"""Bundles page figures and tables (pure functions of the bundles and their inputs).
 
-The bundles come from ``ui.pipeline.bundles``: the product's segments (the
-hybrid preference model's, as on the Preferences and Pricing pages), beam
-search, and the final ranking by the pricing stage's profit per visitor at the
-optimised price. Everything is cached on explicit inputs (the dataset's name
-and saved folder, the number of segments, the seed, the embedding cache, the
-frozen ``BeamConfig``), so a widget that changes none of them (the segment, the
-bundle drawn, the customer) re-runs nothing.
+The bundles themselves come from ``ui.pipeline.bundles``: the one pipeline's
+segments, beam search and ranking, the same bundles the Pricing page prices
+and the Export page exports.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
-import streamlit as st
 
-from engine.bundles import BeamConfig, Bundle, BundleInputs, beam_search, bundles_frame
-from engine.bundles.segments import customer_affinity
-from engine.data.dataset import Dataset
-from engine.pricing import DemandConfig, PricingConfig
-from engine.workspace import Workspace
+from engine.bundles import Bundle, BundleInputs
+from ui.theme import ACCENT, MUTED, SECOND
 
 log = logging.getLogger(__name__)
 
-ACCENT = "#2f6f8f"
-SECOND = "#d9822b"
-MUTED = "#b8c4cc"
-
-
-@dataclasses.dataclass(frozen=True)
-class SegmentModel:
-    labels: np.ndarray  # segment of each customer
-    affinity: np.ndarray  # S × P
-    names: tuple[str, ...]
-
-
-def segment_model(name: str, folder: str, n_segments: int, seed: int, _dataset: Dataset):
-    """The product's segments (the hybrid preference model's, as on the Preferences
-    and Pricing pages), cached once in ``ui.pipeline.preferences``."""
-    from ui import pipeline as upl  # late: ui.pipeline imports this module
-
-    seg = upl.preferences(name, folder, n_segments, seed, _dataset)
-    return SegmentModel(seg.segment_labels, seg.segment_affinity, seg.names)
-
-
-def segment_names(dataset: Dataset, labels: np.ndarray, affinity: np.ndarray,
-                  sizes: bool = True) -> tuple[str, ...]:
-    """'1 · Coffee (432 customers)' style names: number plus the category the segment
-    favours most, and (``sizes``) how many customers it has."""
-    cats = dataset.products["category"].fillna("").astype(str)
-    names = []
-    for s, row in enumerate(affinity):
-        by_cat = pd.Series(row).groupby(cats.to_numpy()).sum().drop("", errors="ignore")
-        top = by_cat.idxmax() if len(by_cat) and by_cat.max() > 0 else ""
-        size = int((labels == s).sum())
-        names.append(f"{s + 1}" + (f" · {top}" if top else "")
-                     + (f" ({size:,} customers)" if sizes else ""))
-    return tuple(names)
-
-
-@st.cache_resource(show_spinner="Preparing bundle inputs…", max_entries=8)
-def bundle_inputs(
-    name: str, folder: str, n_segments: int, seed: int, cache_dir: str | None, _dataset: Dataset
-) -> BundleInputs:
-    """What the beam reads (segment affinities, co-purchase, text embeddings when
-    ``cache_dir`` is given), with the segments' display names."""
-    from ui import pipeline as upl  # late: ui.pipeline imports this module
-
-    seg = upl.preferences(name, folder, n_segments, seed, _dataset)
-    emb = upl.embeddings(name, folder, cache_dir, _dataset) if cache_dir else None
-    return BundleInputs.from_dataset(_dataset, seg.segment_affinity, seg.copurchase, emb,
-                                     seg.names)
-
-
-def run_beam(
-    name: str,
-    folder: str,
-    n_segments: int,
-    seed: int,
-    cache_dir: str | None,
-    config: BeamConfig,
-    _dataset: Dataset,
-) -> list[Bundle]:
-    """The beam's bundles per segment, finally ranked by the profit per visitor
-    each adds at its optimised price (cached in ``ui.pipeline.bundles``)."""
-    from ui import pipeline as upl  # late: ui.pipeline imports this module
-
-    names = upl.preferences(name, folder, n_segments, seed, _dataset).names
-    found = upl.bundles(
-        name, folder, n_segments, seed, config, DemandConfig(), PricingConfig(),
-        upl.PROFIT_DRAWS, _dataset, embeddings_cache=cache_dir, segment_labels=names,
-    )
-    return list(found)
-
 
 def profit_per_visitor(bundle: Bundle, inputs: BundleInputs) -> float:
-    """The bundle's profit term in money: profit per visitor at its optimised price
+    """The bundle's profit term in money: profit per visitor at its best price
     (the objective keeps it divided by the catalogue's median list price)."""
     return float(bundle.terms["profit_proxy"]) * inputs.price_scale()
-
-
-@st.cache_data(show_spinner="Searching bundles for the customer…", max_entries=32)
-def customer_bundles(
-    name: str,
-    folder: str,
-    n_segments: int,
-    seed: int,
-    cache_dir: str | None,
-    config: BeamConfig,
-    customer: int,
-    _dataset: Dataset,
-) -> list[Bundle]:
-    """Beam search run with one customer's own preference row (their purchases
-    blended with their segment's affinity), ranked by their segment's profit."""
-    from ui import pipeline as upl  # late: ui.pipeline imports this module
-
-    inputs = bundle_inputs(name, folder, n_segments, seed, cache_dir, _dataset)
-    model = segment_model(name, folder, n_segments, seed, _dataset)
-    segment = int(model.labels[customer])
-    row = customer_affinity(_dataset.matrix, customer, model.affinity[segment])
-    label = "this customer"  # shown in reasons; never the shop's own id on a page
-    personal = dataclasses.replace(inputs, affinity=row, segment_labels=(label,))
-    ranker = upl.profit_ranker(name, folder, n_segments, seed, DemandConfig(), PricingConfig(),
-                               upl.PROFIT_DRAWS, _dataset)
-    return beam_search(personal, config, profit_fn=lambda _row, items: ranker(segment, items))
-
-
-def workspace_cache_dir(root: Path) -> str:
-    """The workspace's embedding cache: the same one the command line uses."""
-    return str(Workspace(root).embeddings_dir)
 
 
 # --- figures (pure functions of results) ----------------------------------------------
@@ -220,13 +109,4 @@ def terms_frame(bundle: Bundle) -> pd.DataFrame:
     )
 
 
-__all__ = [
-    "bundles_frame",
-    "bundle_inputs",
-    "customer_bundles",
-    "profit_per_visitor",
-    "network_figure",
-    "run_beam",
-    "segment_model",
-    "terms_frame",
-]
+__all__ = ["network_figure", "profit_per_visitor", "terms_frame"]

@@ -25,11 +25,19 @@ from engine.data.dataset import Dataset
 from engine.errors import DataValidationError, Issue
 from engine.recommend import copurchase_stats
 from engine.workspace import Workspace
-from ui.state import SAMPLE_DIR, SAMPLE_FILES, SAMPLE_NAME
+from ui.theme import ACCENT, SECOND
+
+SAMPLE_DIR = Path(__file__).resolve().parents[1] / "sample_data"
+SAMPLE_NAME = "sample"
+# the files of the bundled sample market that the loader reads (ground_truth.json is for tests)
+SAMPLE_FILES = ("order_lines.csv", "products.csv", "customers.csv")
 
 log = logging.getLogger(__name__)
 
 IGNORE = "(ignore)"
+# an unrecognised column kept as it is: a catalogue's brand, size, department… become
+# attributes that name the product and join its encoded text
+KEEP = "(keep as attribute)"
 # canonical columns an analyst can map a file's column to, by file kind
 MAPPABLE = {
     "order_lines": (*C.ORDER_LINE_COLUMNS, C.NAME, C.COUNTRY),
@@ -37,8 +45,6 @@ MAPPABLE = {
     "customers": (C.CUSTOMER_ID, C.COUNTRY),
 }
 ALL_MAPPABLE = tuple(dict.fromkeys(c for cols in MAPPABLE.values() for c in cols))
-ACCENT = "#2f6f8f"
-SECOND = "#d9822b"
 
 
 def sha256(data: bytes) -> str:
@@ -137,8 +143,10 @@ def load_sample(ws: Workspace, sample_dir: Path | None = None) -> LoadOutcome:
 
 def chosen_mapping(chosen: dict[str, str]) -> dict[str, str]:
     """One file's mapping from the analyst's choices, their column -> canonical;
-    a column set to ``IGNORE`` maps to "" which tells the loader to drop it."""
-    return {col: ("" if canon == IGNORE else canon) for col, canon in chosen.items()}
+    a column set to ``IGNORE`` maps to "" which tells the loader to drop it, one set
+    to ``KEEP`` is left to the loader, which keeps it as an attribute."""
+    return {col: ("" if canon == IGNORE else canon) for col, canon in chosen.items()
+            if canon != KEEP}
 
 
 # --- tables -------------------------------------------------------------------------

@@ -1,176 +1,252 @@
-"""The shared cached chain of the Bundles, Pricing and Export pages:
+"""The pipeline's stages as the pages call them: each an ``engine.pipeline.stages``
+call, cached once per process on the dataset and the ``RunConfig`` slices it
+depends on, so every page reads the same results and a setting re-runs only
+the stages it reaches:
 
-dataset → embeddings → preferences → demand → bundles → priced offers.
+=============  ===========================================================
+stage          depends on
+=============  ===========================================================
+embeddings     dataset, ``encoder``
+segments       + ``preferences``, ``seed``
+demand         + ``demand`` (less synergy and visitors per segment), ``season``
+bundles        + ``beam``, ``demand.synergy``, ``profit_draws``
+visitors       + ``pricing.n_customers``, ``pricing.seed``
+priced         + ``demand.segment_visitors``, ``pricing``
+=============  ===========================================================
 
-Each stage is a thin cached wrapper around an ``engine.pipeline`` stage function,
-keyed on explicit inputs only: the dataset's name and saved folder (a re-save
-gets a new folder, so nothing is served stale), the number of segments, the seed
-and the frozen configs. Arguments that must not be hashed start with ``_``.
+A stage runs in a worker thread of its own, not in the page's script thread:
+a page switch stops the script (Streamlit raises in the script thread), but
+not the work, and the next page that needs the same stage waits for the same
+job instead of starting over. While it waits, the page shows which stage runs
+and how far it is.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import logging
-from pathlib import Path
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import streamlit as st
 
-from engine import pipeline
-from engine.bundles import BeamConfig, Bundle, bundles_frame
+from engine.bundles import Bundle
 from engine.data.dataset import Dataset
-from engine.pricing import DemandConfig, DemandModel, PricingConfig, PricingRun, calibrate_demand
-from engine.recommend import CoPurchaseStats, PreferenceConfig, fit_preferences
-from ui import bundles as ub
+from engine.pipeline import InputConfig, RunConfig, stages
+from engine.pricing import DemandModel, PricingRun
+from engine.pricing.simulate import Choices
 from ui import state
 
-log = logging.getLogger(__name__)
+# finished results kept per stage (per process), the oldest dropped first
+KEEP = 8
 
-N_SEGMENTS = 5
-SEED = 0
-PROFIT_DRAWS = 500  # simulated visitors per candidate bundle when ranking by profit
-
-
-@dataclasses.dataclass(frozen=True)
-class Segments:
-    """What the later stages read of the preferences (``engine.recommend.Preferences``
-    has the same three attributes), plus display names."""
-
-    segment_labels: np.ndarray  # segment of each customer
-    segment_affinity: np.ndarray  # S × P
-    copurchase: CoPurchaseStats
-    names: tuple[str, ...]
+STAGE_LABELS = {
+    "embeddings": "Encoding product texts",
+    "segments": "Finding customer segments",
+    "demand": "Calibrating demand",
+    "ranker": "Preparing the profit ranking",
+    "bundles": "Searching bundles",
+    "customer_bundles": "Searching bundles for the customer",
+    "visitors": "Simulating visitors",
+    "priced": "Optimising prices",
+}
+ORDER = ("embeddings", "segments", "demand", "bundles", "visitors", "priced")
 
 
 @dataclasses.dataclass(frozen=True)
-class Priced:
-    """The priced offers: the beam's bundles, their table (with ``bundle_id``) and the run."""
+class DatasetRef:
+    """The dataset in use and the key it is cached under (a re-save gets a new folder)."""
 
-    bundles: tuple[Bundle, ...]
-    table: pd.DataFrame
-    run: PricingRun
-    segments: Segments
+    name: str
+    folder: str
+    dataset: Dataset = dataclasses.field(compare=False, hash=False, repr=False)
 
     @property
-    def bundle_ids(self) -> list[str]:
-        return self.table["bundle_id"].tolist()
-
-    def offers_by_segment(self) -> dict[int, list[str]]:
-        out: dict[int, list[str]] = {}
-        for b, bid in zip(self.bundles, self.bundle_ids, strict=True):
-            out.setdefault(int(b.segment), []).append(bid)
-        return out
+    def key(self) -> tuple[str, str]:
+        return (self.name, self.folder)
 
 
-def cache_dir(root: Path) -> str:
-    """The workspace's embedding cache (shared with the Bundles page)."""
-    return ub.workspace_cache_dir(root)
+class _Job:
+    def __init__(self) -> None:
+        self.future: Future = Future()
+        self.fraction = 0.0
+
+    def progress(self, fraction: float) -> None:
+        self.fraction = min(max(float(fraction), 0.0), 1.0)
 
 
-@st.cache_resource(show_spinner="Encoding product texts…", max_entries=4)
-def embeddings(name: str, folder: str, cache: str, _dataset: Dataset) -> np.ndarray:
-    del name, folder  # cache keys only
-    from engine.encoder import encode_products  # late import: loads torch/transformers
+class _Jobs:
+    """Per stage, the jobs by key: running or done (failed ones are dropped)."""
 
-    return encode_products(_dataset.products, cache_dir=cache)
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.jobs: dict[str, OrderedDict[Hashable, _Job]] = {}
+        self.pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="stage")
 
+    def get(self, stage: str, key: Hashable, fn: Callable[[Callable[[float], None]], Any]
+            ) -> _Job:
+        with self.lock:
+            jobs = self.jobs.setdefault(stage, OrderedDict())
+            job = jobs.get(key)
+            if job is not None:
+                jobs.move_to_end(key)
+                return job
+            job = _Job()
+            jobs[key] = job
+            while len(jobs) > KEEP:
+                jobs.popitem(last=False)
+        self.pool.submit(self._run, stage, key, job, fn)
+        return job
 
-@st.cache_resource(show_spinner="Finding customer segments…", max_entries=8)
-def preferences(
-    name: str, folder: str, n_segments: int, seed: int, _dataset: Dataset
-) -> Segments:
-    """Customer segments and their affinities from the hybrid preference model,
-    shared by the Bundles, Pricing and Export pages. The number of segments is
-    fixed here, so the silhouette search over k is skipped."""
-    emb = embeddings(name, folder, cache_dir(state.workspace().root), _dataset)
-    cfg = dataclasses.replace(
-        PreferenceConfig(), n_segments=n_segments, k_range=(n_segments, n_segments)
-    )
-    prefs = fit_preferences(_dataset, emb, cfg, seed=seed)
-    names = tuple(ub.segment_names(_dataset, prefs.segment_labels, prefs.segment_affinity))
-    return Segments(prefs.segment_labels, prefs.segment_affinity, prefs.copurchase, names)
-
-
-@st.cache_resource(show_spinner="Calibrating demand…", max_entries=8)
-def demand(
-    name: str, folder: str, n_segments: int, seed: int, config: DemandConfig, _dataset: Dataset
-) -> DemandModel:
-    prefs = preferences(name, folder, n_segments, seed, _dataset)
-    return calibrate_demand(_dataset, prefs.segment_labels, config)
-
-
-@st.cache_resource(show_spinner=False, max_entries=8)
-def profit_ranker(
-    name: str,
-    folder: str,
-    n_segments: int,
-    seed: int,
-    demand_config: DemandConfig,
-    pricing: PricingConfig,
-    profit_draws: int,
-    _dataset: Dataset,
-):
-    """``engine.pipeline.profit_ranker`` on the cached demand model: profit per visitor
-    a bundle adds at its optimised price. One per settings, so the profits it has
-    computed (it memoises them) serve every later search with the same settings."""
-    prefs = preferences(name, folder, n_segments, seed, _dataset)
-    model = demand(name, folder, n_segments, seed, demand_config, _dataset)
-    return pipeline.profit_ranker(model, prefs.copurchase, demand_config, pricing, profit_draws)
+    def _run(self, stage, key, job: _Job, fn) -> None:
+        try:
+            job.future.set_result(fn(job.progress))
+        except BaseException as err:  # handed to the page that waits for it
+            with self.lock:
+                if self.jobs.get(stage, {}).get(key) is job:
+                    del self.jobs[stage][key]
+            job.future.set_exception(err)
 
 
-@st.cache_resource(show_spinner="Searching bundles…", max_entries=16)
-def bundles(
-    name: str,
-    folder: str,
-    n_segments: int,
-    seed: int,
-    beam: BeamConfig,
-    demand_config: DemandConfig,
-    pricing: PricingConfig,
-    profit_draws: int,
-    _dataset: Dataset,
-    embeddings_cache: str | None = None,
-    segment_labels: tuple[str, ...] | None = None,
-) -> tuple[Bundle, ...]:
-    """The beam's bundles per segment, finally ranked by simulated profit.
-
-    With ``embeddings_cache`` (the workspace's cache folder) the product texts'
-    embeddings flag substitutes, as on the Bundles page; without, no text test.
-    ``segment_labels`` replace the pipeline's S1, S2, … in the bundles' labels and
-    reasons (the Bundles page shows its segment names; price lists keep S1…)."""
-    prefs = preferences(name, folder, n_segments, seed, _dataset)
-    emb = embeddings(name, folder, embeddings_cache, _dataset) if embeddings_cache else None
-    inputs = pipeline.bundle_inputs(_dataset, prefs, emb)
-    if segment_labels is not None:
-        inputs = dataclasses.replace(inputs, segment_labels=tuple(segment_labels))
-    ranker = profit_ranker(
-        name, folder, n_segments, seed, demand_config, pricing, profit_draws, _dataset
-    )
-    return tuple(pipeline.find_bundles(inputs, beam, profit_fn=ranker))
+@st.cache_resource(show_spinner=False)
+def _jobs() -> _Jobs:
+    return _Jobs()
 
 
-@st.cache_resource(show_spinner="Pricing the bundles…", max_entries=16)
-def priced(
-    name: str,
-    folder: str,
-    n_segments: int = N_SEGMENTS,
-    seed: int = SEED,
-    beam: BeamConfig | None = None,
-    demand_config: DemandConfig | None = None,
-    pricing: PricingConfig | None = None,
-    profit_draws: int = PROFIT_DRAWS,
-    *,
-    _dataset: Dataset,
-) -> Priced:
-    """Optimised prices of the bundles (the defaults are what the Export page shows)."""
-    beam = beam or BeamConfig()
-    demand_config = demand_config or DemandConfig()
-    pricing = pricing or PricingConfig()
-    found = bundles(name, folder, n_segments, seed, beam, demand_config, pricing, profit_draws,
-                    _dataset)
-    prefs = preferences(name, folder, n_segments, seed, _dataset)
-    model = demand(name, folder, n_segments, seed, demand_config, _dataset)
-    run = pipeline.price_offers(model, prefs.copurchase, found, demand_config, pricing)
-    return Priced(found, bundles_frame(list(found)), run, prefs)
+def clear() -> None:
+    """Forget every finished stage result of this process (running jobs finish)."""
+    jobs = _jobs()
+    with jobs.lock:
+        for stage in jobs.jobs.values():
+            for key in [k for k, job in stage.items() if job.future.done()]:
+                del stage[key]
+
+
+def _stage(stage: str, key: Hashable, fn: Callable[[Callable[[float], None]], Any]):
+    """The stage's result for ``key``: run once per process, in a worker thread;
+    a progress bar names the stage while the page waits for it."""
+    job = _jobs().get(stage, key, fn)
+    if not job.future.done():
+        step = ORDER.index(stage) + 1 if stage in ORDER else None
+        where = f"Step {step} of {len(ORDER)}: " if step else ""
+        bar = st.progress(0.0, text=f"{where}{STAGE_LABELS[stage]}…")
+        while not job.future.done():
+            bar.progress(job.fraction, text=f"{where}{STAGE_LABELS[stage]}… "
+                         f"{100 * job.fraction:.0f}%")
+            time.sleep(0.15)
+        bar.empty()
+    return job.future.result()
+
+
+# ---------------------------------------------------------------- the stages
+
+
+def _demand_key(config: RunConfig):
+    """What the bundles read of the demand settings (the visitors per segment only
+    weight the scenario's draws)."""
+    return dataclasses.replace(config.demand, segment_visitors=None)
+
+
+def _calibration_key(config: RunConfig):
+    """What the calibration reads of them (synergy only enters a bundle's worth)."""
+    return dataclasses.replace(config.demand, segment_visitors=None, synergy=None)
+
+
+def _segments_key(ds: DatasetRef, config: RunConfig) -> tuple:
+    return (ds.key, config.encoder, config.preferences, config.seed)
+
+
+def _bundles_key(ds: DatasetRef, config: RunConfig) -> tuple:
+    return (*_segments_key(ds, config), _demand_key(config), config.season, config.beam,
+            config.profit_draws)
+
+
+def embeddings(ds: DatasetRef, config: RunConfig) -> np.ndarray:
+    cache = str(state.workspace().embeddings_dir)
+    return _stage("embeddings", (ds.key, config.encoder),
+                  lambda tick: stages.embed(ds.dataset, config.encoder, cache, progress=tick))
+
+
+def segments(ds: DatasetRef, config: RunConfig) -> stages.Segments:
+    emb = embeddings(ds, config)
+    return _stage("segments", _segments_key(ds, config),
+                  lambda _: stages.segment(ds.dataset, emb, config.preferences, config.seed))
+
+
+def demand(ds: DatasetRef, config: RunConfig) -> DemandModel:
+    segs = segments(ds, config)
+    return _stage("demand", (*_segments_key(ds, config), _calibration_key(config),
+                             config.season),
+                  lambda _: stages.demand(ds.dataset, segs, config.demand, config.season))
+
+
+def _ranker(ds: DatasetRef, config: RunConfig):
+    """One profit ranker per demand, so the profits it memoises serve every search
+    (the segments' and each customer's) with the same settings."""
+    segs, model = segments(ds, config), demand(ds, config)
+    key = (*_segments_key(ds, config), _demand_key(config), config.season, config.profit_draws)
+    return _stage("ranker", key, lambda _: stages.profit_ranker(
+        model, segs.copurchase, config.demand, config.profit_draws, config.seed))
+
+
+def bundles(ds: DatasetRef, config: RunConfig) -> stages.BundleSet:
+    segs, model, ranker = segments(ds, config), demand(ds, config), _ranker(ds, config)
+    emb = embeddings(ds, config) if config.beam.text_substitutes else None
+    return _stage("bundles", _bundles_key(ds, config), lambda tick: stages.bundles(
+        ds.dataset, segs, emb, model, config.beam, config.demand, config.profit_draws,
+        config.seed, progress=tick, ranker=ranker))
+
+
+def customer_bundles(ds: DatasetRef, config: RunConfig, customer: int) -> list[Bundle]:
+    segs, model, ranker = segments(ds, config), demand(ds, config), _ranker(ds, config)
+    emb = embeddings(ds, config) if config.beam.text_substitutes else None
+    return _stage("customer_bundles", (*_bundles_key(ds, config), int(customer)),
+                  lambda _: stages.customer_bundles(
+                      ds.dataset, segs, emb, model, config.beam, config.demand,
+                      config.profit_draws, config.seed, int(customer), ranker=ranker))
+
+
+def visitors(ds: DatasetRef, config: RunConfig) -> Choices:
+    found, model = bundles(ds, config), demand(ds, config)
+    key = (*_bundles_key(ds, config), config.pricing.n_customers, config.pricing.seed)
+    return _stage("visitors", key, lambda _: stages.visitors(model, found, config.pricing))
+
+
+def scenario_key(ds: DatasetRef, config: RunConfig) -> tuple:
+    """What the scenario's draws depend on (for the page's cached curves)."""
+    return (*_bundles_key(ds, config), config.pricing.n_customers, config.pricing.seed,
+            config.demand.segment_visitors)
+
+
+def scenario(ds: DatasetRef, config: RunConfig) -> Choices:
+    found, segs, drawn = bundles(ds, config), segments(ds, config), visitors(ds, config)
+    return stages.scenario(drawn, found, segs, config.demand)
+
+
+def priced(ds: DatasetRef, config: RunConfig) -> PricingRun:
+    found, choices = bundles(ds, config), scenario(ds, config)
+    return _stage("priced", (*scenario_key(ds, config), config.pricing),
+                  lambda _: stages.prices(choices, found, config.pricing))
+
+
+def price_list(ds: DatasetRef, config: RunConfig) -> pd.DataFrame:
+    """The price list every page shows and Export downloads."""
+    return stages.price_list(ds.dataset, bundles(ds, config), priced(ds, config),
+                             segments(ds, config))
+
+
+def offers(ds: DatasetRef, config: RunConfig, pseudonymise=None) -> pd.DataFrame:
+    return stages.offers(ds.dataset, segments(ds, config), bundles(ds, config), pseudonymise)
+
+
+def settings_for(ds: DatasetRef, config: RunConfig, report: dict) -> RunConfig:
+    """The session's settings with the dataset's own input slice (its column mapping
+    and the non-merchandise codes kept), as ``engine run --config`` needs them."""
+    keep = state.workspace().entry(ds.name).get("keep_non_merchandise", [])
+    mapping = report.get("mapping") or {}
+    return dataclasses.replace(config, input=InputConfig.from_per_file(mapping, keep))

@@ -1,13 +1,13 @@
 """Streamlit glue of the Preferences page: cached wrappers and Plotly figure builders.
 
-Cached steps are keyed on explicit inputs only: the dataset's name and saved
-folder (a re-save gets a new folder), the frozen PreferenceConfig and the seed.
-Arguments starting with ``_`` are not hashed.
+The preferences and segments come from ``ui.pipeline.segments`` (the one
+pipeline's). The evaluation is cached on explicit inputs only: the dataset's
+name and saved folder (a re-save gets a new folder) and the frozen
+PreferenceConfig; arguments starting with ``_`` are not hashed.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 
 import numpy as np
@@ -17,30 +17,8 @@ import streamlit as st
 
 from engine import columns as C
 from engine.data.dataset import Dataset
-from engine.recommend import PreferenceConfig, Preferences, evaluate, fit_preferences
+from engine.recommend import PreferenceConfig, Preferences, evaluate
 from engine.recommend.preferences import recommend_top_k
-
-
-def embeddings(name: str, folder: str, cache: str, dataset: Dataset, progress=None) -> np.ndarray:
-    """Product embeddings through the workspace's on-disk cache (shared with other pages).
-
-    Kept in the session keyed by (name, folder, cache), not in st.cache_resource:
-    a cached function may not draw into the page's progress bar.
-    """
-    key = ("prefs_embeddings", name, folder, cache)
-    if key not in st.session_state:
-        from engine.encoder import encode_products  # late import: loads torch/transformers
-
-        st.session_state[key] = encode_products(dataset.products, cache_dir=cache, progress=progress)
-    return st.session_state[key]
-
-
-@st.cache_resource(show_spinner="Fitting preferences…", max_entries=8)
-def preferences(
-    name: str, folder: str, config: PreferenceConfig, seed: int, _dataset: Dataset, _emb: np.ndarray
-) -> Preferences:
-    del name, folder
-    return fit_preferences(_dataset, _emb, config, seed=seed)
 
 
 @st.cache_data(show_spinner="Evaluating against baselines…", max_entries=4)
@@ -51,10 +29,6 @@ def evaluation(
     del name, folder
     result = evaluate(_dataset, _emb, holdout_weeks, k, config)
     return result.table, result.cold_start, result.protocol
-
-
-def config_with_k(k: int | None) -> PreferenceConfig:
-    return dataclasses.replace(PreferenceConfig(), n_segments=k)
 
 
 PART_MEANING = {

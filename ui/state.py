@@ -8,20 +8,20 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import streamlit as st
 
 from engine.data.dataset import Dataset
+from engine.pipeline import RunConfig
 from engine.workspace import Workspace, default_root
+from ui.data import SAMPLE_DIR, SAMPLE_FILES, SAMPLE_NAME, load_sample
+
+__all__ = ["SAMPLE_DIR", "SAMPLE_FILES", "SAMPLE_NAME"]
 
 log = logging.getLogger(__name__)
 
-ROOT = Path(__file__).resolve().parents[1]
-SAMPLE_DIR = ROOT / "sample_data"
-SAMPLE_NAME = "sample"
-# the files of the bundled sample market that the loader reads (ground_truth.json is for tests)
-SAMPLE_FILES = ("order_lines.csv", "products.csv", "customers.csv")
 
 # --- result keys (no widget owns these) ---
 INITIALISED = "state_initialised"
@@ -30,6 +30,7 @@ PENDING_SHA = "data_pending_sha"  # sha256 of each pending file, hashed once on 
 UPLOAD_SIGNATURE = "data_upload_signature"  # which uploader files PENDING_FILES came from
 LAST_LOAD = "data_last_load"  # LoadOutcome of the latest Load click
 STARTUP_ERROR = "startup_error"  # why the sample could not be opened on first start
+RUN_CONFIG = "run_config"  # the one RunConfig of the session; each page edits its slice
 
 # --- widget keys ---
 DATASET_PICKER_WIDGET = "sidebar_dataset_widget"
@@ -66,10 +67,9 @@ def init_state() -> None:
     st.session_state[UPLOAD_SIGNATURE] = None
     st.session_state[LAST_LOAD] = None
     st.session_state[STARTUP_ERROR] = None
+    st.session_state[RUN_CONFIG] = RunConfig()
     ws = workspace()
     if not ws.names():
-        from ui.data import load_sample  # late import: keeps this module light
-
         outcome = load_sample(ws)
         if not outcome.ok:
             st.session_state[STARTUP_ERROR] = outcome
@@ -126,3 +126,16 @@ def progress_bar(label: str, done: str | None = None) -> Callable[[float], None]
         bar.progress(fraction, text=done if done is not None and fraction >= 1.0 else label)
 
     return update
+
+
+def run_config() -> RunConfig:
+    """The session's settings (every page reads and edits this one object)."""
+    init_state()
+    return st.session_state[RUN_CONFIG]
+
+
+def set_slice(**slices) -> RunConfig:
+    """Replace slices of the session's settings (``set_slice(beam=BeamConfig(...))``)."""
+    config = replace(run_config(), **slices)
+    st.session_state[RUN_CONFIG] = config
+    return config

@@ -65,7 +65,9 @@ class BeamConfig:
     average at least this many times as much as its average product (1.0 by
     default; None: no such rule), so a strong pair the segment does not want is
     not offered to it, while a product it rarely buys may still join a
-    favourite. ``seed`` is kept for the pipeline's uniform configs; the search
+    favourite. ``text_substitutes``: the pipeline gives the search the products'
+    text embeddings, so alike products rarely bought together are never bundled
+    (False: no text test, no encoding needed). ``seed`` is kept for the pipeline's uniform configs; the search
     itself is deterministic (ties go to the earlier candidate, final ties to the
     smaller product ids).
     """
@@ -85,6 +87,7 @@ class BeamConfig:
     max_overlap: float = 0.5
     min_affinity_ratio: float | None = 1.0
     weights: ObjectiveWeights = field(default_factory=ObjectiveWeights)
+    text_substitutes: bool = True
     seed: int = 0
     device: str | None = None
 

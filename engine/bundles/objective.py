@@ -316,6 +316,5 @@ def _reason(inputs, segment, idx, aff, lift, w) -> str:
             )
         else:
             parts.append("the items are not usually bought together, so the match rests on taste")
-    margin = (inputs.price[idx] * (1 - w.discount) - inputs.unit_cost(w.default_margin, idx)).sum()
-    parts.append(f"at {w.discount:.0%} off the set still earns about {margin:.2f} margin")
+    # the price and what it earns are the pricing stage's to say (engine.export.price_reason)
     return "; ".join(parts) + "."

@@ -9,9 +9,11 @@ is restored at the end. Output: float32 numpy, one L2-normalised row per text.
 from __future__ import annotations
 
 import functools
+import importlib
 import itertools
 import logging
 import os
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -139,6 +141,25 @@ def _target_dtype(precision: str, device: torch.device) -> torch.dtype:
     return _DTYPES[precision]
 
 
+_IMPORT_LOCK = threading.Lock()
+
+
+def _transformers_classes():
+    """transformers' AutoModel and AutoTokenizer, safe while another thread imports it.
+
+    ``from transformers import X`` in a thread that finds transformers half-imported
+    by another thread waits for it, then reads the module object it saw before the
+    wait: the original, not the ``_LazyModule`` that transformers puts in its place
+    at the end of its ``__init__``, so ``X`` is missing (ImportError: cannot import
+    name 'AutoModel'). ``importlib.import_module`` reads ``sys.modules`` again after
+    the wait; the lock keeps the engine's own threads from resolving the lazy names
+    at once.
+    """
+    with _IMPORT_LOCK:
+        transformers = importlib.import_module("transformers")
+        return transformers.AutoModel, transformers.AutoTokenizer
+
+
 @functools.lru_cache(maxsize=4)
 def load_model(model: str, device: str, precision: str, max_length: int = 128) -> LoadedModel:
     """Load once per process per (model, device, precision) from a local directory.
@@ -146,8 +167,7 @@ def load_model(model: str, device: str, precision: str, max_length: int = 128) -
     Never downloads. Raises ModelLoadError (naming the setting) when ``model``
     is not a loadable model directory.
     """
-    from transformers import AutoModel, AutoTokenizer
-
+    AutoModel, AutoTokenizer = _transformers_classes()
     _check_model_dir(model)
     dev = choose_device(device)
     try:

@@ -13,12 +13,21 @@ from engine.pricing.demand import (
 from engine.pricing.optimise import (
     PriceResult,
     PricingConfig,
+    PricingRun,
     baselines,
     optimise_prices,
+    price_bundles,
+    run_on_choices,
     segment_groups,
 )
-from engine.pricing.pipeline import PricingRun, price_bundles, price_curve, run_on_choices
-from engine.pricing.simulate import Market, SimulationResult, evaluate, prepare_choices, simulate
+from engine.pricing.simulate import (
+    Market,
+    SimulationResult,
+    evaluate,
+    prepare_choices,
+    price_curve,
+    simulate,
+)
 
 __all__ = [
     "ABTestResult",

@@ -12,6 +12,7 @@ a price when sales fall short.)
 
 from __future__ import annotations
 
+import io
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -191,3 +192,76 @@ def _reason(m) -> str:
         f"willingness to pay revised {revised} {abs(m.wtp_shift_pct):.1f}% "
         f"(shrunk by sample size); re-optimising {move}."
     )
+
+
+OBSERVED_HINT = (
+    "one row per bundle and period: bundle_id (from the exported price list), period, "
+    "price (the price it was sold at), units (bundles sold), optional visitors (who saw it)"
+)
+
+
+FILL = "fill it in or delete the row"
+
+
+def read_observed(
+    file_name: str, data: bytes, bundle_ids: Sequence[str] | None = None
+) -> pd.DataFrame:
+    """An uploaded observed-results CSV (bundle_id, period, price, units[, visitors]),
+    checked row by row. Every problem is an Issue naming the file, the column and the
+    rows as a spreadsheet numbers them (header = row 1); any problem raises
+    DataValidationError. ``bundle_ids``: the priced bundles, when known."""
+    try:
+        frame = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False)
+    except (ValueError, UnicodeDecodeError) as err:  # pandas' ParserError is a ValueError
+        raise DataValidationError([Issue(file_name, None, "readable_csv", f"not a CSV: {err}",
+                                         hint="save the file as CSV (UTF-8)")]) from err
+    frame.columns = [str(c).strip().lower() for c in frame.columns]
+    issues = [
+        Issue(file_name, col, "required_columns",
+              f"no '{col}' column (found {list(frame.columns)})", hint=OBSERVED_HINT)
+        for col in C.OBSERVED_COLUMNS if col not in frame.columns
+    ]
+    if not issues and frame.empty:
+        issues.append(Issue(file_name, None, "has_rows", "no data rows", hint=OBSERVED_HINT))
+    if issues:
+        raise DataValidationError(issues)
+
+    def rows(mask) -> tuple[int, ...]:
+        return tuple(int(i) + 2 for i in np.flatnonzero(np.asarray(mask))[:5])
+
+    def check(column: str, rule: str, message: str, mask, hint: str = OBSERVED_HINT) -> None:
+        if np.any(mask):
+            issues.append(Issue(file_name, column, rule,
+                                f"{int(np.sum(mask))} row(s) {message}", rows(mask), hint))
+
+    text = frame.apply(lambda col: col.str.strip())
+    check(C.BUNDLE_ID, "not_blank", "without a bundle id", text[C.BUNDLE_ID] == "", FILL)
+    check(C.PERIOD, "not_blank", "without a period", text[C.PERIOD] == "", FILL)
+    if bundle_ids is not None:
+        unknown = (text[C.BUNDLE_ID] != "") & ~text[C.BUNDLE_ID].isin([str(b) for b in bundle_ids])
+        check(C.BUNDLE_ID, "known_bundle", "name a bundle that is not in the price list", unknown,
+              hint="use the bundle_id column of the exported price list")
+    out = frame.copy()
+    out[C.BUNDLE_ID] = text[C.BUNDLE_ID]
+    numbers = {C.PRICE: "a price above 0", C.UNITS: "a count of 0 or more",
+               C.VISITORS: "a count above 0 (or blank)"}
+    for col, wanted in numbers.items():
+        if col not in text:
+            continue
+        value = pd.to_numeric(text[col], errors="coerce")
+        blank = text[col] == ""
+        if col == C.VISITORS:
+            bad = ~blank & ~(value > 0)
+        else:
+            bad = blank | ~(value >= 0 if col == C.UNITS else value > 0)
+        shown = ", ".join(repr(v) for v in text[col][bad].head(3))
+        check(col, "number", f"where it is not {wanted} ({shown})", bad,
+              "plain numbers, '.' for decimals, no currency signs")
+        out[col] = value
+    if C.VISITORS in out:
+        check(C.UNITS, "units_within_visitors", "sold more units than they had visitors",
+              out[C.UNITS] > out[C.VISITORS],
+              "visitors: everyone who was offered the bundle in that period")
+    if issues:
+        raise DataValidationError(issues)
+    return out

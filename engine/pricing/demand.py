@@ -86,6 +86,8 @@ class DemandConfig:
     synergy_per_log_lift, synergy_cap, synergy : bundle synergy =
         min(cap, per_log_lift · mean positive log lift), or ``synergy`` if set.
     cost_share : cost as a share of list price where the catalogue has no cost.
+    segment_visitors : visitors per period of each segment in the simulation
+        (None: each segment's customers in the data).
     """
 
     elasticity: float = 2.0
@@ -99,8 +101,15 @@ class DemandConfig:
     synergy: float | None = None
     cost_share: float = 0.6
     take_rate_bounds: tuple[float, float] = (0.02, 0.98)
+    segment_visitors: tuple[float, ...] | None = None
 
     def __post_init__(self) -> None:
+        if self.segment_visitors is not None:
+            object.__setattr__(self, "segment_visitors",
+                               tuple(float(v) for v in self.segment_visitors))
+            if min(self.segment_visitors, default=0) < 0 or sum(self.segment_visitors) <= 0:
+                raise ValueError(f"segment_visitors must be ≥ 0 with a positive total, got "
+                                 f"{list(self.segment_visitors)}")
         if self.elasticity <= 0:
             raise ValueError(f"elasticity must be > 0, got {self.elasticity}")
         if not 0 < self.reference_take_rate < 1:

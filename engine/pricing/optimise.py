@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from engine.pricing.simulate import Choices, evaluate
+from engine.pricing.simulate import Choices, Market, SimulationResult, evaluate, prepare_choices
 
 log = logging.getLogger(__name__)
 
@@ -307,3 +307,54 @@ def baselines(
         tot = evaluate(choices, np.where(np.isinf(prices), 1e30, prices)).totals.iloc[0]
         rows.append({"strategy": name, **tot.to_dict()})
     return pd.DataFrame(rows)
+
+
+@dataclass(frozen=True)
+class PricingRun:
+    """Prices per bundle, the simulated outcomes at those prices and without any
+    bundle (``no_bundle``: the same visitors buying singles only), and the baselines.
+
+    ``choices`` keeps the draws so a page can re-evaluate other prices cheaply.
+    """
+
+    choices: Choices
+    results: tuple[PriceResult, ...]
+    simulation: SimulationResult
+    no_bundle: SimulationResult
+    baselines: pd.DataFrame
+
+    @property
+    def prices(self) -> np.ndarray:
+        return np.array([r.price for r in self.results])
+
+    def results_frame(self) -> pd.DataFrame:
+        return pd.DataFrame([r.__dict__ for r in self.results])
+
+
+def price_bundles(
+    market: Market,
+    bundles: Sequence[Sequence[int]],
+    segments: Sequence[int],
+    config: PricingConfig,
+    synergy: float | Sequence[float] = 0.0,
+) -> PricingRun:
+    """Optimise every bundle's price (same products across segments kept within
+    the spread), simulate the outcome and compare with the baselines."""
+    choices = prepare_choices(market, bundles, segments, synergy, config.n_customers, config.seed)
+    return run_on_choices(choices, bundles, config)
+
+
+def run_on_choices(
+    choices: Choices, bundles: Sequence[Sequence[int]], config: PricingConfig
+) -> PricingRun:
+    """As ``price_bundles`` on prepared draws (after ``with_synergy``/``with_segment_size``)."""
+    results = tuple(optimise_prices(choices, config, groups=segment_groups(bundles)))
+    prices = np.array([r.price for r in results])
+    sizes = np.array([len(b) for b in bundles])
+    return PricingRun(
+        choices=choices,
+        results=results,
+        simulation=evaluate(choices, prices),
+        no_bundle=evaluate(choices, np.full(len(results), np.inf)),
+        baselines=baselines(choices, results, sizes, config),
+    )

@@ -27,7 +27,7 @@ import functools
 import logging
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 import pandas as pd
@@ -384,3 +384,15 @@ def simulate(
     """One-call simulation: ``prepare_choices`` then ``evaluate``."""
     choices = prepare_choices(market, bundles, segments, synergy, n_customers, seed)
     return evaluate(choices, prices)
+
+
+def price_curve(choices: Choices, bundle: int, n_points: int = 80) -> pd.DataFrame:
+    """Revenue, profit and take rate of one bundle over prices from 40 % to 100 % of
+    its list total (the other bundles do not matter: each is offered on its own)."""
+    one = Choices(**{
+        f.name: (value if value is None or np.ndim(value) == 0 else value[[bundle]])
+        for f in fields(choices) for value in [getattr(choices, f.name)]
+    })
+    grid = np.linspace(0.4, 1.0, n_points) * one.list_total[0]
+    rows = [evaluate(one, np.array([p])).per_bundle.iloc[0] for p in grid]
+    return pd.DataFrame(rows).reset_index(drop=True)
