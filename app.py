@@ -7,8 +7,14 @@ workspace the bundled sample market is loaded and opened.
 
 import streamlit as st
 
-from ui import state
+from ui import preload, state
 
+# torch/transformers are imported, and the default encoder loaded, once, in a
+# background thread, before any page needs them: two script threads doing either at
+# once (a page switch starts a new script thread while the old one is still at it)
+# break them (see ui/preload.py). Cheap after the first run; before init_state,
+# which imports torch for the sample data.
+preload.start_preload()
 st.set_page_config(page_title="Bundle engine", page_icon="🧺", layout="wide")
 state.init_state()
 
@@ -24,6 +30,8 @@ PAGES = [
     st.Page("app_pages/4_pricing.py", title="Pricing", icon=":material/sell:"),
     st.Page("app_pages/5_export.py", title="Export", icon=":material/download:"),
 ]
+# pages that use torch/transformers (the embeddings): they wait for the preload
+NEEDS_LIBRARIES = {"Preferences", "Bundles", "Pricing", "Export"}
 
 
 def _pick_dataset() -> None:
@@ -56,4 +64,6 @@ def sidebar() -> None:
 
 page = st.navigation(PAGES)
 sidebar()
+if page.title in NEEDS_LIBRARIES:
+    preload.wait_for_libraries(spinner="Loading the model libraries…")
 page.run()

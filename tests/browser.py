@@ -14,6 +14,7 @@ skip and say why.
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -62,11 +63,15 @@ def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = START_TIMEOU
     raise TimeoutError(f"streamlit did not answer {url}/_stcore/health within {timeout:.0f} s")
 
 
-def start_app(workspace: Path, port: int | None = None) -> tuple[subprocess.Popen, str]:
-    """Start ``streamlit run app.py`` with ``ENGINE_WORKSPACE=workspace``; returns (process, url)."""
+def start_app(
+    workspace: Path, port: int | None = None, env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen, str]:
+    """Start ``streamlit run app.py`` with ``ENGINE_WORKSPACE=workspace`` (and ``env``
+    on top of this process's environment); returns (process, url)."""
     port = port or free_port()
     env = {**os.environ, "ENGINE_WORKSPACE": str(workspace), "HF_HUB_OFFLINE": "1",
-           "TRANSFORMERS_OFFLINE": "1", "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
+           "TRANSFORMERS_OFFLINE": "1", "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false",
+           **(env or {})}
     cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
            "--server.port", str(port), "--server.address", "127.0.0.1",
            "--server.fileWatcherType", "none"]
@@ -156,3 +161,28 @@ def full_page_screenshot(page, path: str | Path, width: int = VIEWPORT["width"])
     page.set_viewport_size({"width": width, "height": int(height) + 40})
     page.wait_for_timeout(800)  # charts re-layout to the new size
     page.screenshot(path=str(path), full_page=True)
+
+
+NAV_LINK = '[data-testid="stSidebarNavLink"]'
+# what a page must never show: an uncaught exception (with its traceback) or an error box
+EXCEPTION = '[data-testid="stException"]'
+ERROR_BOX = '[data-testid="stAlertContentError"]'
+
+
+def click_nav(page, title: str) -> None:
+    """Click the sidebar menu entry of the page titled ``title``, as a user would
+    (does not wait for the page's run)."""
+    page.locator(NAV_LINK).filter(has_text=re.compile(f"{re.escape(title)}$")).first.click()
+
+
+def page_problems(page) -> list[str]:
+    """The text of every exception element and error box now shown, and any
+    visible 'Traceback' (empty when the page is clean)."""
+    found = [f"exception: {t[:2000]}" for t in page.locator(EXCEPTION).all_inner_texts()]
+    # error boxes of their own (an exception element draws one too)
+    found += [f"error box: {t[:500]}" for t in page.evaluate(
+        "([box, exc]) => [...document.querySelectorAll(box)]"
+        ".filter(e => !e.closest(exc)).map(e => e.innerText)", [ERROR_BOX, EXCEPTION])]
+    if not found and page.get_by_text("Traceback").count():
+        found.append("'Traceback' shown on the page")
+    return found
