@@ -142,6 +142,7 @@ def _target_dtype(precision: str, device: torch.device) -> torch.dtype:
 
 
 _IMPORT_LOCK = threading.Lock()
+_LOAD_LOCK = threading.Lock()
 
 
 def _transformers_classes():
@@ -332,7 +333,11 @@ class Encoder:
     def _loaded(self) -> LoadedModel:
         cfg = self.config
         device = str(choose_device(cfg.device))
-        loaded = load_model(cfg.model_name, device, cfg.precision, cfg.max_length)
+        # one load at a time: transformers patches torch process-wide while it builds a
+        # model (empty weights), so two loads interleaved can break every later one;
+        # the second caller then finds the first's model in load_model's cache
+        with _LOAD_LOCK:
+            loaded = load_model(cfg.model_name, device, cfg.precision, cfg.max_length)
         self.device_, self.dtype_ = loaded.device, loaded.dtype
         self.dim_ = int(loaded.model.config.hidden_size)
         return loaded
