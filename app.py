@@ -66,4 +66,7 @@ page = st.navigation(PAGES)
 sidebar()
 if page.title in NEEDS_LIBRARIES:
     preload.wait_for_libraries(spinner="Loading the model libraries…")
-page.run()
+try:
+    page.run()
+except Exception as err:  # Streamlit's stop/rerun are BaseExceptions and pass through
+    state.show_error(err)

@@ -89,3 +89,23 @@ def test_a_model_that_is_not_a_local_directory_is_a_message(tmp_path, capsys, mo
         err = capsys.readouterr().err
         assert '[encoder] model = "' in err and model in err, err
         assert "Traceback" not in err
+
+
+def test_a_bad_model_setting_is_a_message_on_the_page_not_a_traceback(tmp_path, monkeypatch):
+    from dataclasses import replace
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+
+    from engine.encoder import EncoderConfig
+
+    monkeypatch.setenv("ENGINE_WORKSPACE", str(tmp_path / "ws"))
+    app = Path(__file__).resolve().parents[1] / "app.py"
+    at = AppTest.from_file(str(app), default_timeout=30).run(timeout=120)
+    config = at.session_state["run_config"]
+    at.session_state["run_config"] = replace(
+        config, encoder=EncoderConfig(model=str(tmp_path / "typo-model")))
+    at.switch_page("app_pages/2_preferences.py").run(timeout=120)
+    assert not at.exception, [e.value for e in at.exception]
+    errors = " ".join(e.value for e in at.error)
+    assert '[encoder] model = "' in errors and "typo-model" in errors

@@ -14,6 +14,7 @@ from pathlib import Path
 import streamlit as st
 
 from engine.data.dataset import Dataset
+from engine.errors import ConfigError, DataValidationError, EngineError
 from engine.pipeline import RunConfig
 from engine.workspace import Workspace, default_root
 from ui.data import SAMPLE_DIR, SAMPLE_FILES, SAMPLE_NAME, load_sample
@@ -139,3 +140,20 @@ def set_slice(**slices) -> RunConfig:
     config = replace(run_config(), **slices)
     st.session_state[RUN_CONFIG] = config
     return config
+
+
+def show_error(err: Exception) -> None:
+    """A page's failure as a message, never a traceback: an engine error says what to
+    change (a setting, a file); anything else is logged and named in one line. The
+    workspace and the dataset in use are untouched."""
+    if isinstance(err, DataValidationError):
+        for issue in err.issues:
+            st.error(str(issue))
+    elif isinstance(err, ConfigError):
+        st.error("These settings cannot be used: " + "; ".join(err.problems))
+    elif isinstance(err, EngineError):
+        st.error(str(err))
+    else:
+        log.exception("page failed")
+        st.error(f"This page could not be shown ({type(err).__name__}: {err}). The data "
+                 "in use is unchanged; change the last setting back or reload the page.")
