@@ -109,3 +109,29 @@ def test_a_catalogue_name_is_kept_as_given_and_a_description_is_a_last_resort():
     assert names[0] == "Mug  large"
     assert names[1].endswith("…") and len(names[1]) <= 60 and names[1].startswith("A sturdy stoneware mug")
     assert names[2] == "Short one"
+
+
+def test_the_data_page_keeps_unrecognised_catalogue_columns_by_default(tmp_path):
+    """The Data page's mapping leaves a column it does not recognise to the loader
+    (kept as an attribute), so the names are built from it there too."""
+    from engine.workspace import Workspace
+    from ui import data as ud
+
+    catalogue = _csv("catalogue.csv", CATALOGUE)
+    lines = _lines(["101", "102", "103"])
+    info = ud.inspect_file(ud.sha256(catalogue.data), catalogue.name, catalogue.data)
+    chosen = {c: info.mapping.get(c, ud.KEEP) for c in info.columns}
+    assert chosen["brand"] == ud.KEEP
+    mapping = {catalogue.name: ud.chosen_mapping(chosen)}
+    ws = Workspace(tmp_path / "ws")
+    outcome = ud.load_into_workspace(
+        ws, "grocery", [(catalogue.name, catalogue.data), (lines.name, lines.data)], mapping)
+    assert outcome.ok, outcome.issues
+    products = ws.load("grocery")[0].products.set_index(C.PRODUCT_ID)
+    assert products.loc["101", C.NAME] == "Brand Sub commodity 12 OZ"
+    # an analyst who sets a column to "(ignore)" still leaves it out
+    chosen["brand"] = ud.IGNORE
+    mapping = {catalogue.name: ud.chosen_mapping(chosen)}
+    ud.load_into_workspace(
+        ws, "grocery2", [(catalogue.name, catalogue.data), (lines.name, lines.data)], mapping)
+    assert "brand" not in ws.load("grocery2")[0].products

@@ -20,9 +20,10 @@ import streamlit as st
 from plotly.subplots import make_subplots
 
 from engine import columns as C
-from engine.data import InputFile, detect_kind, detect_mapping, load_files, read_table
+from engine.data import InputFile, detect_kind, detect_mapping, read_table
 from engine.data.dataset import Dataset
 from engine.errors import DataValidationError, Issue
+from engine.pipeline import InputConfig, stages
 from engine.recommend import copurchase_stats
 from engine.workspace import Workspace
 from ui.theme import ACCENT, SECOND
@@ -110,8 +111,8 @@ def load_into_workspace(
     names = tuple(Path(f).name if isinstance(f, Path) else f.name for f in inputs)
     keep = sorted(map(str, keep_non_merchandise))
     try:
-        result = load_files(inputs, mapping=mapping or None, keep_non_merchandise=keep,
-                            progress=progress)
+        result = stages.load(inputs, InputConfig.from_per_file(mapping or {}, keep),
+                             progress=progress)
         ws.save(name, result, sources=inputs, keep_non_merchandise=keep)
     except DataValidationError as err:
         return LoadOutcome(False, name, tuple(err.issues), names, ws.current)

@@ -38,7 +38,8 @@ class InputConfig:
 
     ``mapping`` holds ``(file, their column, canonical)`` rules; ``file`` is a
     file name or ``"*"`` for every file (as ``--map [FILE:]THEIRS=CANONICAL``).
-    In a config file: ``[input.mapping."orders.csv"] Bestellnr = "order_id"``.
+    In a config file: ``[input.mapping."orders.csv"] Bestellnr = "order_id"``; a
+    column mapped to ``""`` is left out.
     """
 
     mapping: tuple[tuple[str, str, str], ...] = ()
@@ -46,10 +47,10 @@ class InputConfig:
 
     def __post_init__(self) -> None:
         rules = tuple(tuple(str(x) for x in rule) for rule in self.mapping)
-        bad = [r for r in rules if len(r) != 3 or not all(r)]
+        bad = [r for r in rules if len(r) != 3 or not all(r[:2])]
         if bad:
             raise ConfigError([f"mapping = {bad[:3]}: each rule is (file or '*', their "
-                               "column, canonical column), none of them empty"])
+                               "column, canonical column or \"\" to leave it out)"])
         object.__setattr__(self, "mapping", tuple(sorted(set(rules))))
         object.__setattr__(self, "keep_non_merchandise",
                            tuple(sorted({str(k) for k in self.keep_non_merchandise})))
