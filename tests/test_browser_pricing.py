@@ -69,9 +69,8 @@ def test_slider_reprices_and_export_downloads_the_price_list(page, app_url, tmp_
     assert page.get_by_role("button", name="Price list CSV").count() == 0
     page.get_by_role("link", name=re.compile("Download this scenario's price list")).click()
     wait_idle(page)
-    page.get_by_text("Prices from your latest scenario on the Pricing page.").wait_for(
-        timeout=120_000
-    )
+    # one settings object: the Export page prices with the Pricing page's guardrails
+    page.get_by_role("heading", name="These settings").wait_for(timeout=120_000)
     button = page.get_by_role("button", name="Price list CSV")
     button.wait_for(timeout=120_000)
     with page.expect_download() as download:

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser import browser, page, start_app, stop_app, wait_idle  # noqa: F401
+# the browser and page fixtures are conftest's (one chromium per session)
+from tests.browser import start_app, stop_app, wait_idle
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
 @pytest.fixture
-def fresh_url(tmp_path, browser):  # noqa: F811 - chromium first, so a skip starts no server
+def fresh_url(tmp_path, browser):  # chromium first, so a skip starts no server
     """A server of its own: nothing computed yet."""
     proc, url = start_app(tmp_path / "ws")
     try:
@@ -22,7 +23,7 @@ def fresh_url(tmp_path, browser):  # noqa: F811 - chromium first, so a skip star
 
 
 @pytest.mark.parametrize("path", ["pricing", "export"])
-def test_first_load_of_a_page_shows_its_step_and_progress(fresh_url, page, path):  # noqa: F811
+def test_first_load_of_a_page_shows_its_step_and_progress(fresh_url, page, path):
     page.goto(f"{fresh_url}/{path}")
     # a fresh server: segments, demand, bundles and prices are computed now, a step at a time
     bar = page.locator('[data-testid="stProgress"]', has_text="Step ").first
