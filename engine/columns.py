@@ -7,6 +7,12 @@ PRODUCT_ID = "product_id"
 QUANTITY = "quantity"
 UNIT_PRICE = "unit_price"
 TIMESTAMP = "timestamp"
+# other shapes of order lines: the line's total (unit price = total / quantity), discount
+# amounts on the line, the undiscounted unit price, the line's or unit's cost
+LINE_TOTAL = "line_total"
+DISCOUNT = "discount"
+REGULAR_PRICE = "regular_price"  # undiscounted unit price (kept lines)
+UNIT_COST = "unit_cost"  # cost of one unit (kept lines)
 
 # products
 NAME = "name"
@@ -36,6 +42,10 @@ VISITORS = "visitors"
 SEGMENT = "segment"
 
 ORDER_LINE_COLUMNS = (ORDER_ID, CUSTOMER_ID, PRODUCT_ID, QUANTITY, UNIT_PRICE, TIMESTAMP)
+# what order lines need: a price (UNIT_PRICE or LINE_TOTAL) besides these; without an
+# order id an order is a customer's lines on one day (or at one time)
+ORDER_LINE_REQUIRED = (CUSTOMER_ID, PRODUCT_ID, QUANTITY, TIMESTAMP)
+ORDER_LINE_PRICES = (UNIT_PRICE, LINE_TOTAL)
 PRODUCT_COLUMNS = (PRODUCT_ID, NAME, DESCRIPTION, CATEGORY, PRICE, COST)
 CUSTOMER_COLUMNS = (CUSTOMER_ID,)
 OBSERVED_COLUMNS = (BUNDLE_ID, PERIOD, PRICE, UNITS)

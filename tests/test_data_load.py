@@ -34,11 +34,16 @@ def expected_counts(df: pd.DataFrame) -> dict:
         ("missing_order", inv == ""),
         ("missing_customer", cust == ""),
         ("bad_date", when.isna()),
+        # over 100 × the product's median line (among the lines left) and 1,000+ units
+        ("outlier_quantity", lambda left: (qty >= 1000) & (
+            qty > 100 * qty[left].groupby(df["StockCode"].str.strip()[left]).median().reindex(
+                df["StockCode"].str.strip()).to_numpy())),
         ("duplicate", df.duplicated(keep="first")),
     ]
     left = pd.Series(True, index=df.index)
     counts = {}
     for reason, mask in rules:
+        mask = mask(left) if callable(mask) else mask
         hit = left & mask
         counts[reason] = int(hit.sum())
         left &= ~hit

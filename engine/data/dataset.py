@@ -156,6 +156,7 @@ def _complete_catalogue(lines: pd.DataFrame, products: pd.DataFrame | None) -> p
     line_names = _line_names(lines)
     derived = _derive_catalogue(lines, line_names)
     if products is None or products.empty:
+        derived[C.NAME] = product_names(derived, line_names)
         return derived
     products = products.copy()
     products[C.PRODUCT_ID] = products[C.PRODUCT_ID].astype(str)
@@ -173,7 +174,9 @@ def _complete_catalogue(lines: pd.DataFrame, products: pd.DataFrame | None) -> p
     out[C.PRICE] = out[C.PRICE].astype(float).fillna(out[C.PRODUCT_ID].map(typical))
     if C.COST not in out:
         out[C.COST] = np.nan
-    out[C.COST] = out[C.COST].astype(float)
+    # a catalogue without a cost for a product: the lines' own unit cost, if they give one
+    line_cost = derived.set_index(C.PRODUCT_ID)[C.COST]
+    out[C.COST] = out[C.COST].astype(float).fillna(out[C.PRODUCT_ID].map(line_cost))
     out[C.NAME] = product_names(out, line_names)
     return out.reset_index(drop=True)
 
@@ -333,15 +336,32 @@ def derive_catalogue(lines: pd.DataFrame) -> pd.DataFrame:
 
 
 def _derive_catalogue(lines: pd.DataFrame, name: pd.Series) -> pd.DataFrame:
+    """The catalogue from the lines alone: name from the line text, list price the
+    median undiscounted price (the paid one where the export gives no discount),
+    category the most common on the lines, cost the median unit cost."""
     ids = lines[C.PRODUCT_ID].astype(str)
-    price = lines.groupby(ids, sort=True)[C.UNIT_PRICE].median()
+    groups = lines.groupby(ids, sort=True)
+    price = groups[C.UNIT_PRICE].median()
+    if C.REGULAR_PRICE in lines:
+        price = groups[C.REGULAR_PRICE].median().fillna(price)
     out = pd.DataFrame({C.PRODUCT_ID: price.index.astype(str)})
-    out[C.NAME] = out[C.PRODUCT_ID].map(name).fillna(out[C.PRODUCT_ID])
+    out[C.NAME] = out[C.PRODUCT_ID].map(name).fillna("")
     out[C.DESCRIPTION] = ""
     out[C.CATEGORY] = ""
+    if C.CATEGORY in lines:
+        out[C.CATEGORY] = out[C.PRODUCT_ID].map(_most_common(ids, lines[C.CATEGORY])).fillna("")
     out[C.PRICE] = price.to_numpy(float)
-    out[C.COST] = np.nan
+    out[C.COST] = (groups[C.UNIT_COST].median().to_numpy(float) if C.UNIT_COST in lines
+                   else np.nan)
     return out
+
+
+def _most_common(ids: pd.Series, values: pd.Series) -> pd.Series:
+    text = values.fillna("").astype(str).str.strip()
+    return (pd.DataFrame({"p": ids, "v": text}).loc[lambda d: d["v"] != ""]
+            .groupby(["p", "v"]).size().rename("k").reset_index()
+            .sort_values(["p", "k", "v"], ascending=[True, False, True])
+            .drop_duplicates("p").set_index("p")["v"])
 
 
 def _customers(lines: pd.DataFrame, customers: pd.DataFrame | None) -> pd.DataFrame:

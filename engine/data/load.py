@@ -48,6 +48,7 @@ class ValidationReport:
     non_merchandise: pd.DataFrame = field(repr=False)
     set_aside_rows: pd.DataFrame = field(repr=False)
     summary: dict = field(default_factory=dict)
+    outliers: pd.DataFrame | None = field(default=None, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -69,6 +70,11 @@ class ValidationReport:
                 {"product_id": str(p), "name": str(n), "lines": int(k), "kept": bool(kp)}
                 for p, n, k, kp in zip(nm.get(C.PRODUCT_ID, []), nm.get(C.NAME, []),
                                        nm.get("lines", []), nm.get("kept", []), strict=False)
+            ],
+            "outliers": [] if self.outliers is None else [
+                {"file": str(f), "row": int(r), "product_id": str(p), "quantity": float(q),
+                 "kept": bool(k)}
+                for f, r, p, q, k in self.outliers.head(200).itertuples(index=False)
             ],
             "summary": {k: (v if isinstance(v, str | None) else int(v)) for k, v in self.summary.items()},
         }
@@ -97,6 +103,8 @@ def load_files(
     keep_non_merchandise: Iterable[str] = (),
     seed: int | None = None,
     progress: Callable[[float], None] | None = None,
+    orders: str = "day",
+    keep_outliers: bool = False,
 ) -> LoadResult:
     """Read, map and validate the files; build the Dataset.
 
@@ -104,6 +112,8 @@ def load_files(
     required, a catalogue and a customer file are optional. ``mapping`` is the
     analyst's {their column: canonical} (for all files) or {file: {...}}.
     ``keep_non_merchandise`` lists codes detected as non-merchandise to keep.
+    ``orders``: what an order is in a file without order ids ("day" or
+    "timestamp"); ``keep_outliers`` keeps lines set aside as ``outlier_quantity``.
     ``seed`` is accepted for the common stage signature; loading draws nothing.
 
     Raises DataValidationError with every issue (``err.report`` holds the
@@ -171,7 +181,7 @@ def load_files(
                             hint="add the order-lines export: order id, customer id, product id, "
                                  "quantity, unit price, timestamp"))
 
-    check = check_lines(line_parts, keep) if line_parts else None
+    check = check_lines(line_parts, keep, orders, keep_outliers) if line_parts else None
     if check is not None:
         warnings.extend(check.issues)
         if check.kept.empty:
@@ -234,4 +244,5 @@ def _report(check, line_parts, mappings, kinds, errors, warnings, dataset) -> Va
             columns=[C.PRODUCT_ID, C.NAME, "lines", "kept"]),
         set_aside_rows=check.set_aside if check is not None else empty,
         summary=summary,
+        outliers=check.outliers if check is not None else None,
     )

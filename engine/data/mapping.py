@@ -20,25 +20,45 @@ KINDS = ("order_lines", "products", "customers", "observed")
 _COMMON = {
     C.PRODUCT_ID: ["product_id", "stockcode", "stock_code", "sku", "item_id", "itemid",
                    "product_code", "productcode", "product", "item", "article", "article_id",
-                   "productid", "item_code", "code"],
+                   "productid", "item_code", "code", "barcode", "ean", "upc", "prod_id",
+                   "item_number", "product_number", "variant_id"],
     C.CUSTOMER_ID: ["customer_id", "customerid", "customer", "client_id", "clientid", "client",
-                    "user_id", "userid", "buyer_id", "member_id", "customer_number"],
+                    "user_id", "userid", "buyer_id", "member_id", "customer_number",
+                    "household_key", "household_id", "household", "hh_id", "hhid", "member",
+                    "member_number", "shopper_id", "account_id", "card_id", "loyalty_id",
+                    "loyalty_card", "customer_code", "cust_id", "custid"],
     C.COUNTRY: ["country", "country_code", "region"],
     C.CATEGORY: ["category", "product_category", "categories", "department", "product_type",
-                 "category_name"],
-    C.COST: ["cost", "unit_cost", "cost_price", "purchase_price", "cogs"],
+                 "category_name", "product_subclass", "subclass", "sub_category",
+                 "subcategory", "category_code", "class", "product_group", "commodity"],
+    C.COST: ["cost", "unit_cost", "cost_price", "purchase_price", "cogs", "asset",
+             "line_cost", "total_cost", "cost_of_goods"],
 }
 
 SYNONYMS: dict[str, dict[str, list[str]]] = {
     "order_lines": {
         C.ORDER_ID: ["order_id", "invoiceno", "invoice_no", "invoice", "invoice_id",
                      "invoice_number", "order", "order_number", "order_no", "orderid",
-                     "transaction_id", "basket_id", "receipt_id"],
-        C.QUANTITY: ["quantity", "qty", "units", "quantity_ordered"],
+                     "transaction_id", "basket_id", "basket", "receipt_id", "receipt",
+                     "ticket_id", "trans_id", "transaction_number", "basketid"],
+        C.QUANTITY: ["quantity", "qty", "units", "quantity_ordered", "item_count", "pieces",
+                     "quantity_sold", "units_sold", "amount"],
         C.UNIT_PRICE: ["unit_price", "unitprice", "price_paid", "price", "price_each",
-                       "sale_price", "item_price", "unit_price_paid"],
+                       "sale_price", "item_price", "unit_price_paid", "paid_price",
+                       "selling_price"],
+        C.LINE_TOTAL: ["line_total", "sales", "sales_value", "sales_price", "total_price",
+                       "line_amount", "line_value", "total", "net_sales", "extended_price",
+                       "revenue", "sales_amount", "total_amount", "amount"],
+        C.DISCOUNT: ["discount", "retail_disc", "coupon_disc", "coupon_match_disc", "markdown",
+                     "discount_amount", "promo_discount", "line_discount", "retail_discount",
+                     "coupon_discount", "total_discount", "discounts"],
+        C.REGULAR_PRICE: ["regular_price", "compare_at_price", "compareatprice",
+                          "original_price", "list_price", "full_price", "msrp", "shelf_price"],
         C.TIMESTAMP: ["timestamp", "invoicedate", "invoice_date", "order_date", "date",
-                      "created_at", "datetime", "order_time", "time", "purchase_date"],
+                      "created_at", "datetime", "order_time", "time", "purchase_date",
+                      "transaction_timestamp", "transaction_dt", "transaction_date",
+                      "transaction_time", "trans_date", "sale_date", "order_datetime",
+                      "created", "ordered_at", "purchased_at"],
         C.NAME: ["name", "description", "product_name", "title", "item_name",
                  "product_description"],
         **_COMMON,
@@ -64,8 +84,11 @@ SYNONYMS: dict[str, dict[str, list[str]]] = {
     },
 }
 
+# canonical columns that more than one column of a file may map to (summed)
+MULTIPLE = frozenset({C.DISCOUNT})
+
 REQUIRED = {
-    "order_lines": C.ORDER_LINE_COLUMNS,
+    "order_lines": C.ORDER_LINE_REQUIRED,
     "products": (C.PRODUCT_ID,),
     "customers": (C.CUSTOMER_ID,),
     "observed": C.OBSERVED_COLUMNS,
@@ -77,28 +100,46 @@ def normalise_name(name: object) -> str:
     return re.sub(r"[\s_\-.]+", "", str(name).strip().lower())
 
 
-def _lookup(kind: str) -> dict[str, str]:
-    """normalised synonym → canonical, the first listed canonical winning."""
-    out: dict[str, str] = {}
+def _lookup(kind: str) -> dict[str, list[str]]:
+    """normalised synonym → the canonical names it can stand for, first listed first
+    (``amount`` is a quantity in one export and a line total in another)."""
+    out: dict[str, list[str]] = {}
     for canonical, names in SYNONYMS[kind].items():
         for n in [canonical, *names]:
-            out.setdefault(normalise_name(n), canonical)
+            found = out.setdefault(normalise_name(n), [])
+            if canonical not in found:
+                found.append(canonical)
     return out
 
 
 def _auto_mapping(columns: Iterable[object], kind: str) -> dict[str, str]:
+    """Exact canonical names first (so "price" beside "unit_price" does not steal it),
+    then names with one meaning, then ambiguous ones take the first meaning still
+    free: with SALES_PRICE as the line total, AMOUNT is the quantity."""
     lookup = _lookup(kind)
+    cols = [str(c) for c in columns]
+    canonical_names = {normalise_name(c) for c in SYNONYMS[kind]}
     mapping: dict[str, str] = {}
     taken: set[str] = set()
-    cols = [str(c) for c in columns]
-    # exact canonical names first, so "price" beside "unit_price" does not steal it
-    canonical_names = {normalise_name(c) for c in SYNONYMS[kind]}
-    ordered = sorted(cols, key=lambda c: normalise_name(c) not in canonical_names)
-    for col in ordered:
-        canonical = lookup.get(normalise_name(col))
-        if canonical and canonical not in taken:
-            mapping[col] = canonical
-            taken.add(canonical)
+
+    def assign(col: str, options: list[str]) -> None:
+        for canonical in options:
+            if canonical in MULTIPLE or canonical not in taken:
+                mapping[col] = canonical
+                taken.add(canonical)
+                return
+
+    passes = (
+        [c for c in cols if normalise_name(c) in canonical_names],
+        [c for c in cols if normalise_name(c) not in canonical_names
+         and len(lookup.get(normalise_name(c), [])) == 1],
+        [c for c in cols if normalise_name(c) not in canonical_names
+         and len(lookup.get(normalise_name(c), [])) > 1],
+    )
+    for group in passes:
+        for col in group:
+            if col not in mapping:
+                assign(col, lookup.get(normalise_name(col), []))
     return {c: mapping[c] for c in cols if c in mapping}
 
 
@@ -146,7 +187,7 @@ def detect_mapping(
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
     mapping = _auto_mapping(cols, kind)
     if overrides:
-        claimed = {v for k, v in overrides.items() if k in cols and v}
+        claimed = {v for k, v in overrides.items() if k in cols and v and v not in MULTIPLE}
         mapping = {k: v for k, v in mapping.items() if v not in claimed and k not in overrides}
         mapping.update({k: v for k, v in overrides.items() if k in cols and v})
     return {c: mapping[c] for c in cols if c in mapping}

@@ -9,10 +9,12 @@ them in the frame's index.
 from __future__ import annotations
 
 import codecs
+import gzip
 import io
 import logging
 import re
-from dataclasses import dataclass, field
+import zipfile
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
@@ -82,6 +84,7 @@ def read_table(source: Source, sheet: str | None = None) -> Table:
         raise _fail(name, "empty_file", "the file is empty",
                     "export the order lines again, with a header row and data rows")
     try:
+        data, warnings = _unpack(name, data)
         if data.startswith(_ZIP_MAGIC):
             table = _read_xlsx(name, data, sheet)
         elif data.startswith(_PARQUET_MAGIC):
@@ -100,7 +103,46 @@ def read_table(source: Source, sheet: str | None = None) -> Table:
     if table.frame.empty:
         raise _fail(name, "no_rows", "the file has a header but no data rows",
                     "export the data rows too")
+    if warnings:
+        table = replace(table, warnings=(*warnings, *table.warnings))
     return table
+
+
+_GZIP_MAGIC = b"\x1f\x8b"
+_TEXT_MEMBERS = (".csv", ".txt", ".tsv", ".parquet", ".xlsx")
+
+
+def _unpack(name: str, data: bytes) -> tuple[bytes, tuple[Issue, ...]]:
+    """The file inside a gzip or a zip archive (an XLSX, itself a zip, stays as it
+    is); a note says which member was read when the archive holds several."""
+    if data.startswith(_GZIP_MAGIC):
+        try:
+            return gzip.decompress(data), ()
+        except (OSError, EOFError) as exc:
+            raise _fail(name, "unreadable", f"the gzip file could not be unpacked ({exc})",
+                        "export it again, or upload the CSV itself") from exc
+    if not data.startswith(_ZIP_MAGIC) or name.lower().endswith((".xlsx", ".xlsm")):
+        return data, ()
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+    except zipfile.BadZipFile as exc:
+        raise _fail(name, "unreadable", f"the zip file could not be opened ({exc})",
+                    "export it again, or upload the CSV itself") from exc
+    members = archive.namelist()
+    if "[Content_Types].xml" in members:  # an XLSX workbook
+        return data, ()
+    tables = [m for m in members if m.lower().endswith(_TEXT_MEMBERS)
+              and not m.startswith(("__MACOSX/", "."))]
+    if not tables:
+        raise _fail(name, "no_table_in_zip", f"the zip holds no CSV, XLSX or Parquet file "
+                    f"(it holds {members[:5]})", "zip the CSV export itself")
+    chosen = max(tables, key=lambda m: archive.getinfo(m).file_size)
+    notes = ()
+    if len(tables) > 1:
+        notes = (Issue(name, None, "zip_members", f"read {chosen!r}, the largest of "
+                       f"{len(tables)} files in the archive; ignored {[t for t in tables if t != chosen]}",
+                       hint="zip one table per file, or upload the files themselves"),)
+    return archive.read(chosen), notes
 
 
 def _fail(name: str, rule: str, message: str, hint: str, column: str | None = None,

@@ -3,7 +3,8 @@
 Each order line gets at most one reason; the rules are applied in the fixed
 order of ``REASONS`` and a line keeps the first reason that applies:
 
-1. ``cancelled``: the order id starts with "C" (a cancelled invoice).
+1. ``cancelled``: the order id starts with "C" (a cancelled invoice; only where
+   the file has order ids).
 2. ``non_merchandise``: postage, fees, adjustments, vouchers (see
    ``is_non_merchandise``), unless the analyst keeps the code.
 3. ``bad_quantity``: quantity empty, not a number, not a whole number, zero,
@@ -13,12 +14,22 @@ order of ``REASONS`` and a line keeps the first reason that applies:
 6. ``missing_order``: empty order id.
 7. ``missing_customer``: empty customer id.
 8. ``bad_date``: timestamp empty, not a date, or outside 1900-2200.
-9. ``duplicate``: the same line (all mapped columns, raw text) seen before;
+9. ``outlier_quantity``: a quantity far outside the product's own (more than
+   ``OUTLIER_FACTOR`` times its median line and at least ``OUTLIER_MIN`` units:
+   fuel pumped, a test order), unless the analyst keeps them.
+10. ``duplicate``: the same line (all mapped columns, raw text) seen before;
    the first copy is kept. Because every earlier rule depends on the line's
    values only, copies of a set-aside line are set aside for the same reason,
    so counting duplicates over all lines or over those left gives the same.
 
 Every count can therefore be re-derived from the raw file with plain pandas.
+
+Other shapes of export: a line total instead of a unit price (unit price =
+total / quantity); discount amounts (stored positive or negative, detected and
+reported) or an undiscounted "compare at" price, so each kept line has both the
+paid and the ``regular_price``; a cost per line (with line totals) or per unit
+(with unit prices) as ``unit_cost``; no order id, where an order is a
+customer's lines on one day (or at one timestamp: ``orders="timestamp"``).
 """
 
 from __future__ import annotations
@@ -48,8 +59,12 @@ REASONS = (
     "missing_order",
     "missing_customer",
     "bad_date",
+    "outlier_quantity",
     "duplicate",
 )
+ORDER_RULES = ("day", "timestamp")  # what an order is when the file has no order id
+OUTLIER_FACTOR = 100.0
+OUTLIER_MIN = 1000
 
 # postage, carriage, manual entries, discounts, fees, charity, bad-debt adjustments
 NON_MERCHANDISE_CODES = frozenset(
@@ -71,12 +86,15 @@ _HINTS = {
     "missing_order": "every line needs an order id",
     "missing_customer": "lines without a customer id cannot build a customer profile",
     "bad_date": "use one date format, e.g. 2011-12-31 23:59",
+    "outlier_quantity": "far more units than the product's usual line (fuel, a test order?); "
+                        "keep them with --keep-outliers or on the Data page if they are real",
     "duplicate": "the exact same line appears twice; the first copy is kept",
 }
 _REASON_COLUMN = {
     "cancelled": C.ORDER_ID, "non_merchandise": C.PRODUCT_ID, "bad_quantity": C.QUANTITY,
     "return": C.QUANTITY, "bad_price": C.UNIT_PRICE, "missing_order": C.ORDER_ID,
-    "missing_customer": C.CUSTOMER_ID, "bad_date": C.TIMESTAMP, "duplicate": None,
+    "missing_customer": C.CUSTOMER_ID, "bad_date": C.TIMESTAMP,
+    "outlier_quantity": C.QUANTITY, "duplicate": None,
 }
 
 DATE_FORMATS = (
@@ -96,6 +114,7 @@ class LineCheck:
     counts: dict[str, int]
     non_merchandise: pd.DataFrame
     issues: list[Issue]
+    outliers: pd.DataFrame | None = None
 
 
 # ---------------------------------------------------------------- parsing
@@ -204,37 +223,75 @@ def is_non_merchandise(product_ids: pd.Series, keep: tuple[str, ...] = ()) -> pd
 
 def canonical_lines(table: Table, mapping: dict[str, str]) -> tuple[pd.DataFrame, list[Issue]]:
     """The file's order lines with canonical column names (text), or an error
-    issue when a required column is missing (naming expected and found)."""
-    missing = [c for c in REQUIRED["order_lines"] if c not in mapping.values()]
+    issue when a required column is missing (naming expected and found).
+    Several discount columns become ``discount``, ``discount#2``, …"""
+    have = set(mapping.values())
+    missing = [c for c in REQUIRED["order_lines"] if c not in have]
+    if not have & set(C.ORDER_LINE_PRICES):
+        missing.append(C.UNIT_PRICE)
     if missing:
         found = list(table.frame.columns)
+        expected = [*REQUIRED["order_lines"], f"{C.UNIT_PRICE} or {C.LINE_TOTAL}"]
         return pd.DataFrame(), [Issue(
             table.name, missing[0], "missing_column",
-            f"required column(s) {missing} not found; expected {list(REQUIRED['order_lines'])}, "
-            f"found {found} (mapped: {mapping})",
+            f"required column(s) {missing} not found (a price: {C.UNIT_PRICE} or "
+            f"{C.LINE_TOTAL}); expected {expected} (an order id is "
+            f"optional), found {found} (mapped: {mapping})",
             hint="rename the columns or map them, e.g. --map "
                  f"{table.name}:<their column>={missing[0]}",
         )]
     keep = [c for c in table.frame.columns if c in mapping]
-    raw = table.frame[keep].rename(columns=mapping)
+    names, seen = {}, {}
+    for col in keep:
+        canonical = mapping[col]
+        seen[canonical] = seen.get(canonical, 0) + 1
+        names[col] = canonical if seen[canonical] == 1 else f"{canonical}#{seen[canonical]}"
+    raw = table.frame[keep].rename(columns=names)
+    if C.ORDER_ID not in raw:
+        raw[C.ORDER_ID] = ""
     # one file name per line: categorical, so taking rows does not copy 500k strings
     raw.insert(0, C.SOURCE_FILE, pd.Categorical.from_codes(np.zeros(len(raw), np.int8), [table.name]))
     raw.insert(1, C.SOURCE_ROW, raw.index.to_numpy(np.int64))
     raw = raw.reset_index(drop=True)
     raw.attrs["decimal_comma"] = table.decimal_comma
+    raw.attrs["no_order_id"] = C.ORDER_ID not in mapping.values()
     return raw, []
 
 
-def check_lines(parts: list[pd.DataFrame], keep_non_merchandise: tuple[str, ...] = ()) -> LineCheck:
-    """Apply the rules of REASONS to order lines from one or more files."""
-    typed = [_typed(p) for p in parts]
+def check_lines(
+    parts: list[pd.DataFrame],
+    keep_non_merchandise: tuple[str, ...] = (),
+    orders: str = "day",
+    keep_outliers: bool = False,
+) -> LineCheck:
+    """Apply the rules of REASONS to order lines from one or more files.
+
+    ``orders``: what an order is in a file without order ids ("day": a customer's
+    lines on one day; "timestamp": at one time). ``keep_outliers`` keeps the
+    lines ``outlier_quantity`` would set aside."""
+    if orders not in ORDER_RULES:
+        raise ValueError(f"orders must be one of {ORDER_RULES}, got {orders!r}")
+    typed, notes = zip(*(_typed(p) for p in parts), strict=True)
+    notes = [n for file_notes in notes for n in file_notes]
     raw = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0].reset_index(drop=True)
     raw[C.SOURCE_FILE] = raw[C.SOURCE_FILE].astype("category")  # concat of files gives text
     parsed = pd.concat(typed, ignore_index=True) if len(typed) > 1 else typed[0]
     qty, price, ts = parsed[C.QUANTITY], parsed[C.UNIT_PRICE], parsed[C.TIMESTAMP]
-    o_codes, orders = factorize_ids(raw[C.ORDER_ID])
+    own_order = parsed["own_order_id"].to_numpy(bool)
     p_codes, products = factorize_ids(raw[C.PRODUCT_ID])
     c_codes, customers = factorize_ids(raw[C.CUSTOMER_ID])
+    if not own_order.all():
+        made = _order_ids(customers, c_codes, ts, orders)
+        raw[C.ORDER_ID] = raw[C.ORDER_ID].where(own_order, made.where(customers.to_numpy(
+            object)[c_codes] != "", ""))
+        for name in raw.loc[~own_order, C.SOURCE_FILE].unique():
+            notes.append(Issue(str(name), C.ORDER_ID, f"orders_by_{orders}",
+                               f"no order id: an order is a customer's lines "
+                               f"{'on one day' if orders == 'day' else 'at one timestamp'}",
+                               hint="choose the other rule ([input] orders = "
+                                    f"\"{'timestamp' if orders == 'day' else 'day'}\") if it "
+                                    "fits the shop better, or map an order-id column"))
+    o_codes, order_ids = factorize_ids(raw[C.ORDER_ID])
 
     # rules on ids are evaluated once per distinct id, then spread to the lines
     nonmerch_all = is_non_merchandise(products).to_numpy(bool)
@@ -242,33 +299,44 @@ def check_lines(parts: list[pd.DataFrame], keep_non_merchandise: tuple[str, ...]
     nonmerch = nonmerch_all & ~kept_codes.to_numpy(bool)
     qty_bad = qty.isna() | (qty == 0) | (qty != qty.round()) | (qty.abs() > MAX_QUANTITY)
     rules = {
-        "cancelled": orders.str.upper().str.startswith("C").to_numpy(bool)[o_codes],
+        "cancelled": order_ids.str.upper().str.startswith("C").to_numpy(bool)[o_codes]
+        & own_order,
         "non_merchandise": nonmerch[p_codes],
         "bad_quantity": qty_bad.to_numpy(bool),
         "return": (qty < 0).to_numpy(bool),
         "bad_price": (price.isna() | (price <= 0) | (price > MAX_PRICE)).to_numpy(bool),
-        "missing_order": (orders == "").to_numpy(bool)[o_codes],
+        "missing_order": (order_ids == "").to_numpy(bool)[o_codes],
         "missing_customer": (customers == "").to_numpy(bool)[c_codes],
         "bad_date": ts.isna().to_numpy(bool),
     }
     code = np.zeros(len(raw), np.int8)  # 0 kept, k = REASONS[k-1]
-    for k, reason in enumerate(REASONS[:-1], start=1):
+    for k, reason in enumerate(REASONS[:-2], start=1):
         code[(code == 0) & rules[reason]] = k
+    outlier = _outliers(p_codes, qty, code == 0)
+    outlier_k = REASONS.index("outlier_quantity") + 1
+    outlier_table = _outlier_table(raw, products, p_codes, qty, outlier, keep_outliers)
+    if not keep_outliers:
+        code[outlier] = outlier_k
     code[(code == 0) & _duplicated(raw, o_codes, p_codes)] = len(REASONS)
     counts = {r: int((code == k).sum()) for k, r in enumerate(REASONS, start=1)}
 
     kept_at = np.flatnonzero(code == 0)
     # string columns stay arrow-backed: a detour through numpy objects costs more than the rest
     kept = pd.DataFrame({
-        C.ORDER_ID: orders.take(o_codes[kept_at]).reset_index(drop=True),
+        C.ORDER_ID: order_ids.take(o_codes[kept_at]).reset_index(drop=True),
         C.CUSTOMER_ID: customers.take(c_codes[kept_at]).reset_index(drop=True),
         C.PRODUCT_ID: products.take(p_codes[kept_at]).reset_index(drop=True),
         C.QUANTITY: qty.to_numpy()[kept_at].astype(np.int64),
         C.UNIT_PRICE: price.to_numpy()[kept_at],
         C.TIMESTAMP: ts.to_numpy()[kept_at],
     })
+    for col in (C.REGULAR_PRICE, C.UNIT_COST):
+        values = parsed[col].to_numpy(float)[kept_at]
+        if np.isfinite(values).any():
+            kept[col] = values
+    skip = {C.LINE_TOTAL, C.REGULAR_PRICE, C.COST}
     for col in raw.columns:
-        if col not in kept:
+        if col not in kept and col not in skip and col.split("#")[0] != C.DISCOUNT:
             kept[col] = raw[col].take(kept_at).reset_index(drop=True)
     if C.NAME in kept:
         kept[C.NAME] = kept[C.NAME].str.strip()
@@ -276,9 +344,25 @@ def check_lines(parts: list[pd.DataFrame], keep_non_merchandise: tuple[str, ...]
     aside_at = np.flatnonzero(code > 0)
     aside = raw.take(aside_at).reset_index(drop=True)
     aside.insert(2, "reason", pd.Categorical.from_codes(code[aside_at] - 1, REASONS))
-    issues = _reason_issues(raw, code)
+    issues = notes + _reason_issues(raw, code)
+    if keep_outliers and outlier.any():
+        issues.append(Issue(", ".join(map(str, raw[C.SOURCE_FILE].cat.categories)), C.QUANTITY,
+                            "outliers_kept", f"{int(outlier.sum())} outlier line(s) kept as "
+                            "asked", hint="they weigh on the product's demand like any line"))
     nm_table = _non_merch_table(raw, products, p_codes, nonmerch_all, nonmerch)
-    return LineCheck(kept, aside, counts, nm_table, issues)
+    return LineCheck(kept, aside, counts, nm_table, issues, outlier_table)
+
+
+def _outlier_table(raw, products, p_codes, qty, outlier, kept: bool) -> pd.DataFrame:
+    """The outlier lines, for the report: file, row, product, quantity, whether kept."""
+    at = np.flatnonzero(outlier)
+    return pd.DataFrame({
+        C.SOURCE_FILE: raw[C.SOURCE_FILE].take(at).astype(str).to_numpy(),
+        C.SOURCE_ROW: raw[C.SOURCE_ROW].take(at).to_numpy(),
+        C.PRODUCT_ID: products.take(p_codes[at]).to_numpy(),
+        C.QUANTITY: qty.to_numpy()[at],
+        "kept": np.full(len(at), kept),
+    })
 
 
 def _duplicated(raw: pd.DataFrame, o_codes: np.ndarray, p_codes: np.ndarray) -> np.ndarray:
@@ -296,13 +380,77 @@ def _duplicated(raw: pd.DataFrame, o_codes: np.ndarray, p_codes: np.ndarray) -> 
     return out
 
 
-def _typed(part: pd.DataFrame) -> pd.DataFrame:
+def _typed(part: pd.DataFrame) -> tuple[pd.DataFrame, list[Issue]]:
+    """Numbers and dates of one file's lines: quantity, the paid unit price, the
+    undiscounted ``regular_price`` and ``unit_cost`` (NaN where unknown), and
+    whether the order id is the file's own; with notes on what was assumed."""
     dec = bool(part.attrs.get("decimal_comma", False))
-    return pd.DataFrame({
-        C.QUANTITY: parse_numbers(part[C.QUANTITY], dec),
-        C.UNIT_PRICE: parse_numbers(part[C.UNIT_PRICE], dec),
+    name = str(part[C.SOURCE_FILE].iloc[0]) if len(part) else ""
+    notes: list[Issue] = []
+    qty = parse_numbers(part[C.QUANTITY], dec)
+    per_line = C.UNIT_PRICE not in part
+    if per_line:
+        total = parse_numbers(part[C.LINE_TOTAL], dec)
+        price = total / qty.where(qty != 0)
+        notes.append(Issue(name, C.LINE_TOTAL, "unit_price_from_line_total",
+                           "unit price = the line's total / its quantity",
+                           hint="map a unit-price column instead if the file has one"))
+    else:
+        price = parse_numbers(part[C.UNIT_PRICE], dec)
+    regular = pd.Series(np.nan, index=part.index)
+    if C.REGULAR_PRICE in part:
+        regular = parse_numbers(part[C.REGULAR_PRICE], dec)
+    discounts = [c for c in part.columns if c.split("#")[0] == C.DISCOUNT]
+    if discounts:
+        amounts = sum(parse_numbers(part[c], dec).fillna(0.0) for c in discounts)
+        nonzero = amounts[amounts != 0]
+        negative = bool(len(nonzero)) and (nonzero < 0).mean() > 0.5
+        off = amounts.abs() / qty.abs().where(qty != 0)
+        regular = regular.fillna(price + off)
+        notes.append(Issue(
+            name, C.DISCOUNT, "discount_sign",
+            f"{len(discounts)} discount column(s) hold {'negative' if negative else 'positive'} "
+            "amounts for a discount (as most of their values are); undiscounted price = "
+            "paid price + the discount's size",
+            hint="map only the columns that are discounts off this line"))
+    cost = pd.Series(np.nan, index=part.index)
+    if C.COST in part:
+        value = parse_numbers(part[C.COST], dec)
+        cost = (value / qty.abs().where(qty != 0)) if per_line else value
+        cost = cost.where(cost > 0)
+        notes.append(Issue(
+            name, C.COST, "cost_per_line" if per_line else "cost_per_unit",
+            "cost is the line's (prices are line totals): unit cost = cost / quantity"
+            if per_line else "cost is per unit, as the unit price is",
+            hint="costs give the shop's own margins; zero or empty costs are unknown"))
+    regular = regular.where(regular >= price - 1e-9)  # never below what was paid
+    typed = pd.DataFrame({
+        C.QUANTITY: qty,
+        C.UNIT_PRICE: price,
         C.TIMESTAMP: parse_timestamps(part[C.TIMESTAMP]),
+        C.REGULAR_PRICE: regular,
+        C.UNIT_COST: cost,
+        "own_order_id": not part.attrs.get("no_order_id", False),
     })
+    return typed, notes
+
+
+def _order_ids(customers: pd.Series, c_codes: np.ndarray, ts: pd.Series, rule: str) -> pd.Series:
+    """A customer's lines on one day (or at one timestamp) as one order: "cust@2000-11-01"."""
+    when = ts.dt.strftime("%Y-%m-%d") if rule == "day" else ts.dt.strftime("%Y-%m-%dT%H:%M:%S")
+    who = customers.to_numpy(object)[c_codes]
+    return pd.Series(who, index=ts.index).astype(str) + "@" + when.fillna("")
+
+
+def _outliers(p_codes: np.ndarray, qty: pd.Series, ok: np.ndarray) -> np.ndarray:
+    """Lines whose quantity is over OUTLIER_FACTOR × the product's median line (among
+    the lines not already set aside) and at least OUTLIER_MIN units."""
+    q = qty.to_numpy(float)
+    frame = pd.DataFrame({"p": p_codes[ok], "q": q[ok]})
+    median = frame.groupby("p")["q"].median()
+    typical = np.full(int(p_codes.max(initial=-1)) + 1, np.inf)
+    typical[median.index.to_numpy()] = median.to_numpy()
+    return ok & (q >= OUTLIER_MIN) & (q > OUTLIER_FACTOR * typical[p_codes])
 
 
 def _reason_issues(raw: pd.DataFrame, code: np.ndarray) -> list[Issue]:

@@ -46,6 +46,11 @@ def _input_options(p: argparse.ArgumentParser) -> None:
                         '{"theirs": "canonical"} for every file; --map wins over it')
     p.add_argument("--keep-non-merchandise", nargs="+", action="extend", default=[],
                    metavar="CODE", help="non-merchandise codes to keep as products")
+    p.add_argument("--orders", choices=("day", "timestamp"), default=None,
+                   help="without an order id, an order is a customer's lines on one day "
+                        "(default) or at one timestamp")
+    p.add_argument("--keep-outliers", action="store_true", default=None,
+                   help="keep lines whose quantity is far outside the product's own")
     p.add_argument("--seed", type=int, default=None, help="seed of every random draw")
 
 
@@ -106,6 +111,9 @@ def config_from_args(args: argparse.Namespace, overrides: dict | None = None) ->
     if mapping or keep:
         data["input"] = {**data.get("input", {}), "mapping": mapping,
                          "keep_non_merchandise": keep}
+    for option in ("orders", "keep_outliers"):
+        if getattr(args, option, None) is not None:
+            data["input"] = {**data.get("input", {}), option: getattr(args, option)}
     if getattr(args, "seed", None) is not None:
         data["seed"] = args.seed
     for section, values in (overrides or {}).items():

@@ -36,7 +36,10 @@ OFF = "none"
 class InputConfig:
     """How the files are read: the analyst's column mapping and what to keep.
 
-    ``mapping`` holds ``(file, their column, canonical)`` rules; ``file`` is a
+    ``orders``: what an order is in a file without order ids ("day": a customer's
+    lines on one day; "timestamp": at one time). ``keep_outliers``: keep the lines
+    set aside as ``outlier_quantity``. ``mapping`` holds ``(file, their column,
+    canonical)`` rules; ``file`` is a
     file name or ``"*"`` for every file (as ``--map [FILE:]THEIRS=CANONICAL``).
     In a config file: ``[input.mapping."orders.csv"] Bestellnr = "order_id"``; a
     column mapped to ``""`` is left out.
@@ -44,8 +47,14 @@ class InputConfig:
 
     mapping: tuple[tuple[str, str, str], ...] = ()
     keep_non_merchandise: tuple[str, ...] = ()
+    orders: str = "day"
+    keep_outliers: bool = False
 
     def __post_init__(self) -> None:
+        if self.orders not in ("day", "timestamp"):
+            raise ConfigError([f"orders = {self.orders!r}: \"day\" (a customer's lines on one "
+                               "day are one order) or \"timestamp\" (at one time), for files "
+                               "without an order id"])
         rules = tuple(tuple(str(x) for x in rule) for rule in self.mapping)
         bad = [r for r in rules if len(r) != 3 or not all(r[:2])]
         if bad:
@@ -72,9 +81,9 @@ class InputConfig:
 
     @classmethod
     def from_per_file(cls, per_file: Mapping[str, Mapping[str, str]],
-                      keep_non_merchandise=()) -> InputConfig:
+                      keep_non_merchandise=(), **options) -> InputConfig:
         rules = tuple((f, t, c) for f, cols in per_file.items() for t, c in cols.items())
-        return cls(mapping=rules, keep_non_merchandise=tuple(keep_non_merchandise))
+        return cls(mapping=rules, keep_non_merchandise=tuple(keep_non_merchandise), **options)
 
 
 @dataclass(frozen=True)
@@ -211,8 +220,9 @@ def _build_fields(kind: type, data: dict, where: str, problems: list[str]) -> di
 
 
 def _input_config(value: Mapping, where: str, problems: list[str]) -> InputConfig | None:
-    unknown = sorted(set(value) - {"mapping", "keep_non_merchandise"})
-    problems.extend(f"{where}{u}: unknown setting (known: keep_non_merchandise, mapping)"
+    known = {"mapping", "keep_non_merchandise", "orders", "keep_outliers"}
+    unknown = sorted(set(value) - known)
+    problems.extend(f"{where}{u}: unknown setting (known: {', '.join(sorted(known))})"
                     for u in unknown)
     mapping = value.get("mapping", {})
     ok = isinstance(mapping, Mapping) and all(
@@ -227,7 +237,11 @@ def _input_config(value: Mapping, where: str, problems: list[str]) -> InputConfi
     if isinstance(keep, str) or not all(isinstance(k, str | int) for k in keep):
         problems.append(f"{where}keep_non_merchandise = {keep!r}: a list of product codes")
         return None
-    return InputConfig.from_per_file(mapping, keep)
+    options = {k: value[k] for k in ("orders", "keep_outliers") if k in value}
+    if "keep_outliers" in options and not isinstance(options["keep_outliers"], bool):
+        problems.append(f"{where}keep_outliers = {options['keep_outliers']!r}: true or false")
+        return None
+    return InputConfig.from_per_file(mapping, keep, **options)
 
 
 def _problems(err: Exception) -> list[str]:

@@ -141,6 +141,7 @@ def _report(files, config: RunConfig, done: Computed) -> dict:
         "bundles": int(len(done.bundles)),
         "unconverged_prices": int(sum(not r.converged for r in priced.results)),
         "warnings": [str(w) for w in loaded.report.warnings]
+        + ([] if stages.has_text(done.dataset) else [stages.NO_TEXT])
         + done.demand.warnings()
         + [f"bundle {b}: {r.message}" for b, r in zip(done.bundles.ids, priced.results,
                                                       strict=True) if not r.converged],

@@ -28,6 +28,7 @@ from engine.bundles import BeamConfig, Bundle, BundleInputs, beam_search, bundle
 from engine.data import Dataset, load_files
 from engine.data.load import LoadResult
 from engine.encoder import EncoderConfig, encode_products
+from engine.encoder.texts import attribute_columns
 from engine.errors import ConfigError
 from engine.export import offer_list
 from engine.export import price_list as price_list_frame
@@ -139,13 +140,38 @@ def load(files: Sequence, config: InputConfig, progress: Progress = None) -> Loa
     names the file, column and rows of every problem."""
     names = [getattr(f, "name", None) or str(f) for f in files]
     return load_files(list(files), mapping=config.for_files(names),
-                      keep_non_merchandise=config.keep_non_merchandise, progress=progress)
+                      keep_non_merchandise=config.keep_non_merchandise, progress=progress,
+                      orders=config.orders, keep_outliers=config.keep_outliers)
+
+
+NO_TEXT = ("the catalogue has no product text (names, descriptions, categories in words), "
+           "only codes: the text encoder is off, so similarity and substitutes come from "
+           "co-purchase alone")
+NO_TEXT_DIM = 16
+
+
+def has_text(dataset: Dataset) -> bool:
+    """Whether any product has words to encode (not only ids and numeric codes)."""
+    products = dataset.products
+    columns = [c for c in (C.NAME, C.DESCRIPTION, C.CATEGORY, *attribute_columns(products))
+               if c in products]
+    for col in columns:
+        values = products[col].dropna().astype(str)
+        if values.str.contains(r"[^\W\d_]{2,}", regex=True).any():
+            return True
+    return False
 
 
 def embed(dataset: Dataset, config: EncoderConfig, cache_dir=None,
           progress: Progress = None) -> np.ndarray:
     """L2-normalised text embedding per product (the on-disk cache encodes only
-    what changed)."""
+    what changed). A catalogue of codes alone is not encoded (digits say nothing
+    a language model knows): its rows are zeros, so every text term is 0."""
+    if not has_text(dataset):
+        log.warning(NO_TEXT)
+        if progress:
+            progress(1.0)
+        return np.zeros((dataset.n_products, NO_TEXT_DIM), np.float32)
     return encode_products(dataset.products, config, cache_dir, progress=progress)
 
 
