@@ -8,6 +8,7 @@ import numpy as np
 import streamlit as st
 
 from engine import columns as C
+from engine.pipeline import stages
 from ui import pipeline, state
 from ui import preferences as up
 
@@ -19,8 +20,11 @@ config = state.run_config()
 
 segs = pipeline.segments(ds, config)
 prefs = segs.preferences
-st.caption(f"Product texts encoded ({dataset.n_products:,} products) with "
-           f"{Path(config.encoder.model_name).name}; customers fitted and segmented.")
+if stages.has_text(dataset):
+    st.caption(f"Product texts encoded ({dataset.n_products:,} products) with "
+               f"{Path(config.encoder.model_name).name}; customers fitted and segmented.")
+else:
+    st.info(f"Text encoder off: {stages.NO_TEXT}.", icon=":material/text_fields:")
 suggested = int(prefs.suggested_k)
 lo, hi = config.preferences.k_range
 

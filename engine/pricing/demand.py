@@ -229,6 +229,9 @@ def _weekly_rates(dataset: Dataset) -> pd.DataFrame:
     lines = dataset.lines
     week = lines[C.TIMESTAMP].dt.to_period("W").astype(str)
     lst = dataset.products[C.PRICE].to_numpy(float)[lines[C.PRODUCT_IDX].to_numpy()]
+    if C.REGULAR_PRICE in lines:  # the export's own undiscounted price: real promotions
+        lst = np.where(np.isfinite(lines[C.REGULAR_PRICE].to_numpy(float)),
+                       lines[C.REGULAR_PRICE].to_numpy(float), lst)
     pw = pd.DataFrame(
         {
             "p": lines[C.PRODUCT_IDX].to_numpy(),
@@ -239,7 +242,7 @@ def _weekly_rates(dataset: Dataset) -> pd.DataFrame:
         }
     )
     g = pw.groupby(["p", "week"]).agg(
-        orders=("order", "nunique"), paid=("paid", "median"), list=("list", "first")
+        orders=("order", "nunique"), paid=("paid", "median"), list=("list", "median")
     )
     # promotions come in 5 % steps; above list counts as list
     g["discount"] = (np.clip(1 - g["paid"] / g["list"], 0, 0.9) / 0.05).round() * 0.05
