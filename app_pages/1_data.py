@@ -36,8 +36,8 @@ def _take_uploads(files) -> None:
 upload_col, sample_col = st.columns([3, 1], vertical_alignment="center")
 with upload_col:
     uploads = st.file_uploader(
-        "Order lines, products, customers (CSV or XLSX)", type=["csv", "txt", "xlsx", "xls"],
-        accept_multiple_files=True, key=state.UPLOADER_WIDGET,
+        "Order lines, products, customers (CSV, XLSX or Parquet; zipped or gzipped too)",
+        type=list(ud.UPLOAD_TYPES), accept_multiple_files=True, key=state.UPLOADER_WIDGET,
     )
     if uploads:
         _take_uploads(uploads)
@@ -73,6 +73,18 @@ if pending:
                     key=state.mapping_widget_key(sha, column),
                 )
             mapping[name] = ud.chosen_mapping(chosen)
+    orders_col, outliers_col = st.columns([3, 1], vertical_alignment="bottom")
+    orders = orders_col.radio(
+        "Without an order id, an order is:", list(ud.ORDER_RULES),
+        format_func=ud.ORDER_RULES.get, horizontal=True, key=ud.ORDERS_WIDGET,
+        help="For files with no order-id column: a customer's lines on one day (a shop "
+             "visit), or only those with the very same date and time.",
+    )
+    keep_outliers = outliers_col.checkbox(
+        "Keep outlier quantities", key=ud.KEEP_OUTLIERS_WIDGET,
+        help=f"Lines with {ud.OUTLIER_RULE} are set aside as outlier quantity (fuel "
+             "pumped, a test order) unless kept.",
+    )
     first = pending[0][0]
     name_col, load_col = st.columns([3, 1], vertical_alignment="bottom")
     # keyed on the first file, so a new upload proposes its own name
@@ -80,7 +92,8 @@ if pending:
                                   key=f"{state.NAME_WIDGET}_{ss[state.PENDING_SHA][0][:12]}")
     if load_col.button("Load", type="primary", key=state.LOAD_BUTTON_WIDGET, width="stretch"):
         ss[state.LAST_LOAD] = ud.load_into_workspace(
-            ws, safe_name(ds_name), pending, mapping, progress=state.progress_bar("Loading…")
+            ws, safe_name(ds_name), pending, mapping, progress=state.progress_bar("Loading…"),
+            orders=orders, keep_outliers=keep_outliers,
         )
         if ss[state.LAST_LOAD].ok:
             ss[state.PENDING_FILES], ss[state.PENDING_SHA] = [], []
@@ -103,18 +116,45 @@ if current is None:
     st.stop()
 name, dataset, report = current
 entry = ws.entry(name)
+options = ud.load_options(entry)
+sources = ws.source_paths(name)
+
+
+def _reload(keep=None, **changes) -> None:
+    """Load the saved files of the dataset in use again, with its mapping, its kept codes
+    and options, but for ``changes``."""
+    ss[state.LAST_LOAD] = ud.load_into_workspace(
+        ws, name, sources, report.get("mapping"),
+        entry.get("keep_non_merchandise", []) if keep is None else keep,
+        progress=state.progress_bar("Reloading…"), **{**options, **changes},
+    )
+    st.rerun()
+
 
 st.header(f"Validation report · {name}")
 counts = ud.report_counts(report)
-m = st.columns(5)
+m = st.columns(6)
 m[0].metric("Rows read", f"{counts['rows_read']:,}", border=True)
 m[1].metric("Rows kept", f"{counts['rows_kept']:,}", border=True)
 m[2].metric("Rows set aside", f"{counts['rows_set_aside']:,}", border=True)
-m[3].metric("Customers", f"{dataset.n_customers:,}", border=True)
-m[4].metric("Products", f"{dataset.n_products:,}", border=True)
+m[3].metric("Orders", f"{dataset.n_orders:,}", border=True)
+m[4].metric("Customers", f"{dataset.n_customers:,}", border=True)
+m[5].metric("Products", f"{dataset.n_products:,}", border=True)
 
 errors = report.get("errors") or []
-warnings = report.get("warnings") or []
+notes, warnings = ud.split_warnings(report.get("warnings") or [])
+if notes:  # how prices, costs, orders and discounts were derived: say it, plainly
+    st.info("**How the files were read**\n\n" + "\n".join(
+        f"- **{n['file']}**: {n['message']}" + (f" ({n['hint']})" if n.get("hint")
+                                                and not n["rule"].startswith("orders_by")
+                                                else "")
+        for n in notes))
+    if any(n["rule"].startswith("orders_by") for n in notes):
+        other = "timestamp" if options["orders"] == "day" else "day"
+        if st.button(f"Reload: an order is {ud.ORDER_RULES[other]}", key=ud.RELOAD_ORDERS_WIDGET,
+                     disabled=not sources,
+                     help="For the files without an order id; or map an order-id column"):
+            _reload(orders=other)
 if errors:
     st.error(f"{len(errors)} error(s)")
     st.dataframe(ud.issues_frame(errors), hide_index=True, width="stretch")
@@ -141,14 +181,33 @@ with right:
                      if k in set(nonmerch[C.PRODUCT_ID].astype(str))],
             key=state.KEEP_WIDGET,
         )
-        sources = ws.source_paths(name)
         if st.button("Reload with these kept", key=state.RELOAD_BUTTON_WIDGET,
                      disabled=not sources):
-            with st.spinner("Reloading…"):
-                ss[state.LAST_LOAD] = ud.load_into_workspace(
-                    ws, name, sources, report.get("mapping"), keep
-                )
-            st.rerun()
+            _reload(keep=keep)
+
+outliers = ud.outliers_frame(report)
+if len(outliers):
+    kept_outliers = bool(outliers["kept"].all())
+    n_outliers = len(outliers) if kept_outliers else max(
+        len(outliers), int((report.get("set_aside") or {}).get("outlier_quantity", 0)))
+    st.markdown(f"**Outlier quantities**: {n_outliers:,} line(s) with {ud.OUTLIER_RULE}, "
+                + ("kept as asked." if kept_outliers else "set aside as outlier quantity.")
+                + (f" The first {len(outliers):,} are listed." if n_outliers > len(outliers)
+                   else ""))
+    st.dataframe(outliers.rename(columns={C.PRODUCT_ID: "product"}), hide_index=True,
+                 width="stretch", height=min(220, 40 + 35 * len(outliers)))
+    if kept_outliers:
+        st.caption("They weigh on their product's demand like any other line.")
+        if st.button("Reload setting them aside", key=ud.RELOAD_OUTLIERS_WIDGET,
+                     disabled=not sources):
+            _reload(keep_outliers=False)
+    else:
+        st.caption("Fuel pumped, a wholesale or a test order? If they are real sales, keep "
+                   "them: reload with them kept here, or tick **Keep outlier quantities** "
+                   "when loading.")
+        if st.button("Reload with the outliers kept", key=ud.RELOAD_OUTLIERS_WIDGET,
+                     disabled=not sources):
+            _reload(keep_outliers=True)
 
 aside = state.set_aside_rows(name)
 if not aside.empty:
@@ -165,6 +224,8 @@ with st.expander("Files and column mapping used"):
         st.markdown(f"**{file}** · {kind.replace('_', ' ')}")
         st.dataframe(pd.DataFrame({"their column": list(used), "canonical": list(used.values())}),
                      hide_index=True)
+    st.caption(f"Without an order id, an order is {ud.ORDER_RULES[options['orders']]}; "
+               "outlier quantities " + ("kept." if options["keep_outliers"] else "set aside."))
     sha = {f["name"]: f["sha256"][:12] for f in entry.get("files", [])}
     if sha:
         st.caption("sha256: " + " · ".join(f"{k} {v}…" for k, v in sha.items()))

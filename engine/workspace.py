@@ -38,7 +38,7 @@ import secrets
 import shutil
 import tempfile
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -230,11 +230,14 @@ class Workspace:
         sources: Sequence[Any] = (),
         keep_non_merchandise: Iterable[str] = (),
         make_current: bool = True,
+        options: Mapping[str, Any] | None = None,
     ) -> None:
         """Save a ``LoadResult`` under ``name``, atomically replacing any earlier one.
 
         ``sources`` are the input files (paths or InputFile) whose bytes and
-        sha256 are kept, so the dataset can be reloaded with another mapping.
+        sha256 are kept, so the dataset can be reloaded with another mapping;
+        ``options`` (plain values: the loader's ``orders``, ``keep_outliers``) are
+        kept in the entry as they are, for that reload.
         """
         if not _NAME_RE.match(name):
             raise ValueError(
@@ -251,12 +254,14 @@ class Workspace:
         report = result.report.to_dict()
         ds = result.dataset
         with self._locked():
-            old = self._commit(name, final, files, keep_non_merchandise, ds, report, make_current)
+            old = self._commit(name, final, files, keep_non_merchandise, ds, report, make_current,
+                               options)
         if old and old != final.name:
             shutil.rmtree(self.root / "datasets" / old, ignore_errors=True)
         log.info("saved dataset %r to %s", name, final)
 
-    def _commit(self, name, final, files, keep, ds, report, make_current) -> str | None:
+    def _commit(self, name, final, files, keep, ds, report, make_current,
+                options=None) -> str | None:
         """Point the catalogue at the new folder; returns the folder it replaced."""
         cat = self._catalogue()
         old = cat["datasets"].get(name, {}).get("dir")
@@ -266,6 +271,7 @@ class Workspace:
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "files": files,
             "keep_non_merchandise": sorted(map(str, keep)),
+            "options": dict(options or {}),
             "counts": {
                 "lines": len(ds.lines),
                 "orders": int(ds.n_orders),

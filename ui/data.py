@@ -22,7 +22,8 @@ from plotly.subplots import make_subplots
 from engine import columns as C
 from engine.data import InputFile, detect_kind, detect_mapping, read_table
 from engine.data.dataset import Dataset
-from engine.errors import DataValidationError, Issue
+from engine.data.validate import OUTLIER_FACTOR, OUTLIER_MIN
+from engine.errors import ConfigError, DataValidationError, Issue
 from engine.pipeline import InputConfig, stages
 from engine.recommend import copurchase_stats
 from engine.workspace import Workspace
@@ -41,11 +42,32 @@ IGNORE = "(ignore)"
 KEEP = "(keep as attribute)"
 # canonical columns an analyst can map a file's column to, by file kind
 MAPPABLE = {
-    "order_lines": (*C.ORDER_LINE_COLUMNS, C.NAME, C.COUNTRY),
+    # besides the unit price: the line's total, discounts (several columns may be one),
+    # the undiscounted price, the line's or unit's cost and the product's category
+    "order_lines": (*C.ORDER_LINE_COLUMNS, C.LINE_TOTAL, C.DISCOUNT, C.REGULAR_PRICE, C.COST,
+                    C.CATEGORY, C.NAME, C.COUNTRY),
     "products": (*C.PRODUCT_COLUMNS, C.IN_STOCK),
     "customers": (C.CUSTOMER_ID, C.COUNTRY),
 }
 ALL_MAPPABLE = tuple(dict.fromkeys(c for cols in MAPPABLE.values() for c in cols))
+# what the uploader takes: the loader reads CSV/TXT/TSV, XLSX and Parquet, also zipped or
+# gzipped (.xls is listed so the loader can say it is not supported)
+UPLOAD_TYPES = ("csv", "txt", "tsv", "xlsx", "xls", "parquet", "zip", "gz")
+
+# what an order is in a file without order ids (InputConfig.orders), as the page says it
+ORDER_RULES = {"day": "a customer's lines on one day",
+               "timestamp": "a customer's lines at one timestamp"}
+DEFAULT_OPTIONS = {"orders": "day", "keep_outliers": False}
+# warnings that say how the loader read the file (what it derived or assumed), not problems
+NOTE_RULES = ("unit_price_from_line_total", "cost_per_line", "cost_per_unit",
+              "orders_by_day", "orders_by_timestamp", "discount_sign", "outliers_kept",
+              "zip_members")
+
+# widget keys of the Data page's load options (ui/state.py holds the older ones)
+ORDERS_WIDGET = "data_orders_widget"
+KEEP_OUTLIERS_WIDGET = "data_keep_outliers_widget"
+RELOAD_OUTLIERS_WIDGET = "data_reload_outliers_widget"
+RELOAD_ORDERS_WIDGET = "data_reload_orders_widget"
 
 
 def sha256(data: bytes) -> str:
@@ -101,21 +123,32 @@ def load_into_workspace(
     mapping: dict[str, dict[str, str]] | None = None,
     keep_non_merchandise: Iterable[str] = (),
     progress: Callable[[float], None] | None = None,
+    *,
+    orders: str = "day",
+    keep_outliers: bool = False,
 ) -> LoadOutcome:
     """Load files with the loader and save them as ``name``, the dataset in use.
 
-    A failure leaves the workspace untouched: the previous dataset stays in use
-    and the outcome carries the issues that name file, column and rows.
+    ``orders``: what an order is in a file without order ids ("day" or
+    "timestamp"); ``keep_outliers`` keeps the lines set aside as
+    ``outlier_quantity``. Both are saved with the dataset (``load_options``), so
+    a reload reuses them. A failure leaves the workspace untouched: the previous
+    dataset stays in use and the outcome carries the issues that name file,
+    column and rows.
     """
     inputs = [f if isinstance(f, Path) else InputFile(f[0], f[1]) for f in files]
     names = tuple(Path(f).name if isinstance(f, Path) else f.name for f in inputs)
     keep = sorted(map(str, keep_non_merchandise))
+    options = {"orders": str(orders), "keep_outliers": bool(keep_outliers)}
     try:
-        result = stages.load(inputs, InputConfig.from_per_file(mapping or {}, keep),
-                             progress=progress)
-        ws.save(name, result, sources=inputs, keep_non_merchandise=keep)
+        config = InputConfig.from_per_file(mapping or {}, keep, **options)
+        result = stages.load(inputs, config, progress=progress)
+        ws.save(name, result, sources=inputs, keep_non_merchandise=keep, options=options)
     except DataValidationError as err:
         return LoadOutcome(False, name, tuple(err.issues), names, ws.current)
+    except ConfigError as err:  # an option the loader does not know
+        issue = Issue(", ".join(names), None, "bad_option", "; ".join(err.problems))
+        return LoadOutcome(False, name, (issue,), names, ws.current)
     except Exception as err:  # an unreadable file must not take the page down
         log.exception("loading %s failed", names)
         issue = Issue(
@@ -140,6 +173,13 @@ def load_sample(ws: Workspace, sample_dir: Path | None = None) -> LoadOutcome:
         issue = Issue(str(sample_dir or SAMPLE_DIR), None, "missing", "no sample data files found")
         return LoadOutcome(False, SAMPLE_NAME, (issue,), (), ws.current)
     return load_into_workspace(ws, SAMPLE_NAME, paths)
+
+
+def load_options(entry: dict) -> dict:
+    """The ``orders`` and ``keep_outliers`` a saved dataset was loaded with (the
+    defaults for one saved before they were kept)."""
+    saved = entry.get("options") or {}
+    return {k: saved.get(k, v) for k, v in DEFAULT_OPTIONS.items()}
 
 
 def chosen_mapping(chosen: dict[str, str]) -> dict[str, str]:
@@ -179,6 +219,34 @@ def report_counts(report: dict) -> dict[str, int]:
     kept = int(report.get("rows_kept", 0))
     aside = sum(int(v) for v in (report.get("set_aside") or {}).values())
     return {"rows_read": read, "rows_kept": kept, "rows_set_aside": aside}
+
+
+def split_warnings(warnings: Iterable[dict]) -> tuple[list[dict], list[dict]]:
+    """(notes, the other warnings): notes say how the loader read the files (unit
+    prices from line totals, costs, what an order is, discount signs)."""
+    notes, other = [], []
+    for w in warnings:
+        (notes if w.get("rule") in NOTE_RULES else other).append(w)
+    return notes, other
+
+
+OUTLIER_RULE = (f"a quantity over {OUTLIER_FACTOR:g}× the product's usual (median) line and at "
+                f"least {OUTLIER_MIN:,} units")
+
+
+def outliers_frame(report: dict) -> pd.DataFrame:
+    """The lines with quantities far outside their product's: file, row, product_id,
+    quantity, kept (the report lists up to 200)."""
+    frame = pd.DataFrame(report.get("outliers") or [])
+    for col in ("file", "row", C.PRODUCT_ID, C.QUANTITY, "kept"):
+        if col not in frame:
+            frame[col] = pd.Series(dtype=object)
+    frame = frame[["file", "row", C.PRODUCT_ID, C.QUANTITY, "kept"]]
+    if len(frame):
+        frame[C.QUANTITY] = frame[C.QUANTITY].astype(float)
+        if (frame[C.QUANTITY] == frame[C.QUANTITY].round()).all():
+            frame[C.QUANTITY] = frame[C.QUANTITY].astype(int)
+    return frame
 
 
 def non_merchandise_frame(report: dict) -> pd.DataFrame:
