@@ -44,7 +44,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from engine import columns as C
-from engine.data import parallel
 from engine.data.dataset import CodedText, stable_argsort
 from engine.data.mapping import REQUIRED
 from engine.data.reader import Table
@@ -167,13 +166,6 @@ def _factorize_text(s: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     codes = np.concatenate([c.indices.to_numpy(zero_copy_only=False) for c in encoded.chunks])
     uniques = encoded.chunk(encoded.num_chunks - 1).dictionary  # one dictionary for all chunks
     return codes.astype(np.int64, copy=False), uniques.to_numpy(zero_copy_only=False)
-
-
-def _distinct_texts(s: pd.Series, strip: bool = False) -> tuple[np.ndarray, pd.Series]:
-    """(codes, distinct texts, stripped if asked: texts equal once stripped repeat)."""
-    codes, uniques = _factorize_text(s)
-    texts = pd.Series(uniques, dtype=str)
-    return codes, texts.str.strip() if strip else texts
 
 
 def _arrow(s: pd.Series) -> pa.Array:
@@ -331,23 +323,10 @@ def check_lines(
     and rules on them are evaluated per distinct id, then spread to the lines."""
     if orders not in ORDER_RULES:
         raise ValueError(f"orders must be one of {ORDER_RULES}, got {orders!r}")
+    typed, notes = zip(*(_typed(p) for p in parts), strict=True)
+    notes = [n for file_notes in notes for n in file_notes]
     raw = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0].reset_index(drop=True)
     raw[C.SOURCE_FILE] = raw[C.SOURCE_FILE].astype("category")  # concat of files gives text
-    all_own = not any(p.attrs.get("no_order_id", False) for p in parts)
-    # each column parsed or numbered once, side by side (engine/data/parallel.py)
-    texts = [col for col in (C.NAME, C.CATEGORY) if col in raw and raw[col].dtype == _TEXT
-             and not raw[col].hasnans]
-    typed, product_ids, customer_ids, *numbered = parallel.run(
-        lambda: [_typed(p) for p in parts],
-        lambda: _factorize_ids(raw[C.PRODUCT_ID]),
-        lambda: _factorize_ids(raw[C.CUSTOMER_ID]),
-        *([lambda: _factorize_ids(raw[C.ORDER_ID])] if all_own else []),
-        *(lambda col=col: _distinct_texts(raw[col], strip=col == C.NAME) for col in texts),
-    )
-    order_numbered = numbered.pop(0) if all_own else None
-    numbered = dict(zip(texts, numbered, strict=True))  # {column: (codes, distinct texts)}
-    typed, notes = zip(*typed, strict=True)
-    notes = [n for file_notes in notes for n in file_notes]
     qty, price, regular, cost, own_order = (
         np.concatenate([t[k] for t in typed])
         for k in (C.QUANTITY, C.UNIT_PRICE, C.REGULAR_PRICE, C.UNIT_COST, "own_order_id"))
@@ -355,13 +334,11 @@ def check_lines(
     offsets = np.cumsum([0] + [len(t["ts_values"]) for t in typed])
     ts_codes = np.concatenate([t["ts_codes"] + off for t, off in zip(typed, offsets, strict=False)])
     ts_values = np.concatenate([t["ts_values"] for t in typed])
-    p_codes, products, p_distinct = product_ids
-    c_codes, customers, c_distinct = customer_ids
+    p_codes, products, p_distinct = _factorize_ids(raw[C.PRODUCT_ID])
+    c_codes, customers, c_distinct = _factorize_ids(raw[C.CUSTOMER_ID])
     o_distinct = True  # made order ids are
     made_only = False
-    if all_own:
-        o_codes, order_ids, o_distinct = order_numbered
-    else:
+    if not own_order.all():
         made_codes, made_ids = _made_orders(customers, c_codes, ts_codes, ts_values, orders)
         if not own_order.any():  # the made ids are already distinct and normalised
             o_codes, order_ids = made_codes, made_ids
@@ -369,7 +346,6 @@ def check_lines(
         else:
             made = made_ids.take(made_codes).set_axis(raw.index)
             raw[C.ORDER_ID] = raw[C.ORDER_ID].where(own_order, made)
-            o_codes, order_ids, o_distinct = _factorize_ids(raw[C.ORDER_ID])
         for name in raw.loc[~own_order, C.SOURCE_FILE].unique():
             notes.append(Issue(str(name), C.ORDER_ID, f"orders_by_{orders}",
                                f"no order id: an order is a customer's lines "
@@ -377,6 +353,8 @@ def check_lines(
                                hint="choose the other rule ([input] orders = "
                                     f"\"{'timestamp' if orders == 'day' else 'day'}\") if it "
                                     "fits the shop better, or map an order-id column"))
+    if own_order.any():
+        o_codes, order_ids, o_distinct = _factorize_ids(raw[C.ORDER_ID])
 
     # rules on ids are evaluated once per distinct id, then spread to the lines
     nonmerch_all = is_non_merchandise(products).to_numpy(bool)
@@ -411,58 +389,51 @@ def check_lines(
                       strict=True))
 
     kept_at = np.flatnonzero(code == 0)
-    aside_at = np.flatnonzero(code > 0)
     # in the Dataset's order (timestamp, then order id; file order within), so that
     # each column is gathered once; from the distinct texts where that is not file order
     order = CodedText.compact(o_codes[kept_at], order_ids, merge=not o_distinct)
     perm = _line_order(ts_codes[kept_at], ts_values, order)
     kept_at, order = kept_at[perm], order.take(perm)
     in_file_order = bool((kept_at[1:] > kept_at[:-1]).all())
-    known = [(col, values) for col, values in ((C.REGULAR_PRICE, regular[kept_at]),
-                                               (C.UNIT_COST, cost[kept_at]))
-             if np.isfinite(values).any()]
-    skip = {C.LINE_TOTAL, C.REGULAR_PRICE, C.COST, C.ORDER_ID, C.CUSTOMER_ID, C.PRODUCT_ID,
-            C.QUANTITY, C.UNIT_PRICE, C.TIMESTAMP, *(col for col, _ in known)}
-    others = [c for c in raw.columns if c not in skip and c.split("#")[0] != C.DISCOUNT]
-
-    def gather(col: str) -> pd.Series:
-        """A kept column of raw text, in the kept lines' order."""
-        if col in numbered:  # from the distinct texts (names stripped once each)
-            codes, values = numbered[col]
-            return values.take(codes[kept_at]).reset_index(drop=True)
-        if in_file_order or raw[col].dtype != _TEXT or raw[col].hasnans:
-            out = raw[col].take(kept_at).reset_index(drop=True)
-            return out.str.strip() if col == C.NAME else out
-        codes, values = _factorize_text(raw[col])  # few distinct values (a country)
-        return pd.Series(values, dtype=str).take(codes[kept_at]).reset_index(drop=True)
-
     # string columns stay arrow-backed: a detour through numpy objects costs more than the rest
-    order_col, customer_col, product_col, aside, customer_key, product_key, *other_cols = (
-        parallel.run(
-            lambda: order_ids.take(o_codes[kept_at]).reset_index(drop=True),
-            lambda: customers.take(c_codes[kept_at]).reset_index(drop=True),
-            lambda: products.take(p_codes[kept_at]).reset_index(drop=True),
-            lambda: raw.take(aside_at).reset_index(drop=True),
-            lambda: CodedText.compact(c_codes[kept_at], customers, merge=not c_distinct),
-            lambda: CodedText.compact(p_codes[kept_at], products, merge=not p_distinct),
-            *(lambda col=col: gather(col) for col in others)))
     kept = pd.DataFrame({
-        C.ORDER_ID: order_col,
-        C.CUSTOMER_ID: customer_col,
-        C.PRODUCT_ID: product_col,
+        C.ORDER_ID: order_ids.take(o_codes[kept_at]).reset_index(drop=True),
+        C.CUSTOMER_ID: customers.take(c_codes[kept_at]).reset_index(drop=True),
+        C.PRODUCT_ID: products.take(p_codes[kept_at]).reset_index(drop=True),
         C.QUANTITY: qty[kept_at].astype(np.int64),
         C.UNIT_PRICE: price[kept_at],
         C.TIMESTAMP: ts_values[ts_codes[kept_at]],
     })
-    for col, values in known:
-        kept[col] = values
-    for col, values in zip(others, other_cols, strict=True):
-        kept[col] = values
-    # the lines' ids, names and categories as numbered here, for the Dataset
-    keys = {C.ORDER_ID: order, C.CUSTOMER_ID: customer_key, C.PRODUCT_ID: product_key,
+    for col, values in ((C.REGULAR_PRICE, regular[kept_at]), (C.UNIT_COST, cost[kept_at])):
+        if np.isfinite(values).any():
+            kept[col] = values
+    # the lines' ids as numbered here, for the Dataset
+    keys = {C.ORDER_ID: order,
+            C.CUSTOMER_ID: CodedText.compact(c_codes[kept_at], customers, merge=not c_distinct),
+            C.PRODUCT_ID: CodedText.compact(p_codes[kept_at], products, merge=not p_distinct),
             C.TIMESTAMP: (ts_codes[kept_at], ts_values)}
-    for col, (codes, values) in numbered.items():
-        keys[col] = CodedText.compact(codes[kept_at], values, merge=col == C.NAME)
+    skip = {C.LINE_TOTAL, C.REGULAR_PRICE, C.COST}
+    for col in raw.columns:
+        if col not in kept and col not in skip and col.split("#")[0] != C.DISCOUNT:
+            if col == C.NAME and raw[col].dtype == _TEXT and not raw[col].hasnans:
+                # stripped once per distinct text
+                n_codes, names = _factorize_text(raw[C.NAME].fillna(""))
+                names = pd.Series(names, dtype=str).str.strip()
+                kept[col] = names.take(n_codes[kept_at]).reset_index(drop=True)
+                keys[C.NAME] = CodedText.compact(n_codes[kept_at], names)
+            elif in_file_order or raw[col].dtype != _TEXT or raw[col].hasnans:
+                kept[col] = raw[col].take(kept_at).reset_index(drop=True)
+                if col == C.NAME:
+                    kept[col] = kept[col].str.strip()
+            else:  # few distinct values (a country, a category): gathered from those
+                v_codes, values = _factorize_text(raw[col])
+                values = pd.Series(values, dtype=str)
+                kept[col] = values.take(v_codes[kept_at]).reset_index(drop=True)
+                if col == C.CATEGORY:  # the catalogue's most common category per product
+                    keys[col] = CodedText.compact(v_codes[kept_at], values, merge=False)
+
+    aside_at = np.flatnonzero(code > 0)
+    aside = raw.take(aside_at).reset_index(drop=True)
     if made_only:
         aside[C.ORDER_ID] = order_ids.take(o_codes[aside_at]).reset_index(drop=True)
     aside.insert(2, "reason", pd.Categorical.from_codes(code[aside_at] - 1, REASONS))
