@@ -193,11 +193,10 @@ def load_files(
 
     dataset = None
     if not errors:
-        dataset = Dataset._build(  # from_frames, on the codes validation already made
+        dataset = Dataset.from_frames(
             check.kept,
             products=_concat(products, C.PRODUCT_ID),
             customers=_concat(customers, C.CUSTOMER_ID),
-            keys=check.keys,
         )
     if progress:
         progress(1.0)

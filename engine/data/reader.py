@@ -17,10 +17,7 @@ import zipfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.csv as pacsv
 
 from engine.errors import DataValidationError, Issue
 
@@ -217,56 +214,7 @@ def sniff_delimiter(text: str) -> str:
     return best
 
 
-_HEAD_BYTES = 4 * 65536  # at least the 65,536 characters sniff_delimiter looks at
-
-
-def _read_csv_fast(name: str, data: bytes) -> Table | None:
-    """The common case read with pyarrow's CSV reader straight into arrow strings:
-    UTF-8 text (checked by arrow, which is far faster than decoding it in Python)
-    that pyarrow parses. None for anything else (another encoding, binary content,
-    ragged rows, empty or repeated header names), which ``_read_csv`` reads as
-    before; what comes out is what that path gives for the same file."""
-    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) or b"\x00" in data[:8192]:
-        return None
-    buffer = pa.py_buffer(data)
-    whole = pa.Array.from_buffers(
-        pa.large_binary(), 1, [None, pa.py_buffer(np.array([0, len(data)], np.int64)), buffer])
-    try:
-        whole.cast(pa.large_string())  # validates UTF-8
-    except pa.ArrowInvalid:
-        return None
-    # the head decodes the same as the start of the whole text
-    head = codecs.getincrementaldecoder("utf-8-sig")().decode(
-        data[:_HEAD_BYTES], final=len(data) <= _HEAD_BYTES)
-    if _looks_binary(head):
-        return None
-    delimiter = sniff_delimiter(head)
-    if data.startswith(codecs.BOM_UTF8):
-        buffer = buffer.slice(len(codecs.BOM_UTF8))
-    try:
-        # as pandas' engine="pyarrow" with dtype=str, keep_default_na=False and
-        # skip_blank_lines=False reads it
-        arrow = pacsv.read_csv(
-            pa.BufferReader(buffer),
-            parse_options=pacsv.ParseOptions(delimiter=delimiter, ignore_empty_lines=False),
-            convert_options=pacsv.ConvertOptions(
-                default_column_type=pa.large_string(), null_values=[], strings_can_be_null=False),
-        )
-    except Exception:  # the slow path reads it, or names what is wrong
-        log.debug("pyarrow could not read %s directly", name, exc_info=True)
-        return None
-    names = arrow.column_names
-    if "" in names or len(set(names)) < len(names):  # pandas renames these; the slow path does
-        return None
-    table = _with_row_index(name, arrow.to_pandas())
-    decimal_comma = delimiter == ";" and _has_decimal_comma(table.frame)
-    return Table(name, table.frame, "utf-8", delimiter, decimal_comma)
-
-
 def _read_csv(name: str, data: bytes) -> Table:
-    fast = _read_csv_fast(name, data)
-    if fast is not None:
-        return fast
     text, encoding = decode(name, data)
     if _looks_binary(text):
         raise _fail(name, "binary", "the file is binary, not text (CSV) or XLSX",
