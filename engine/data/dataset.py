@@ -8,14 +8,18 @@ export.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import scipy.sparse as sp
 
 from engine import columns as C
+from engine.data import parallel
 
 
 @dataclass(frozen=True)
@@ -110,6 +114,89 @@ class Dataset:
         median paid price, category empty, cost unknown. Catalogue rows
         without a name get one by the rule of ``product_names``.
         """
+        return cls._build(lines, products, customers)
+
+    @classmethod
+    def _build(
+        cls,
+        lines: pd.DataFrame,
+        products: pd.DataFrame | None = None,
+        customers: pd.DataFrame | None = None,
+        keys: dict | None = None,
+    ) -> Dataset:
+        """``from_frames`` on integer codes: each id column is numbered once, or the
+        data stage's numbering is used (``keys``: {column: CodedText} for the ids,
+        names and categories of ``lines``, and the timestamp's (codes, values)), and
+        the sort, the catalogue, the indices and the matrices work on the codes;
+        one take puts the lines in order (none where they are, as the data stage
+        leaves them). Lines with missing ids or timestamps that are not plain
+        datetimes take ``_from_frames_plain``, the same steps in pandas."""
+        ids = {col: lines[col].astype(str) for col in (C.ORDER_ID, C.CUSTOMER_ID, C.PRODUCT_ID)}
+        ts = pd.to_datetime(lines[C.TIMESTAMP])
+        if not len(lines) or ts.dtype.kind != "M" or any(v.hasnans for v in ids.values()):
+            return cls._from_frames_plain(lines, products, customers)
+        keys = keys or {}
+        coded = {col: keys.get(col) or CodedText.of(ids[col]) for col in ids}
+        if C.CATEGORY in keys:
+            coded[C.CATEGORY] = keys[C.CATEGORY]
+        if C.NAME in keys:
+            coded[C.NAME] = keys[C.NAME]
+        elif C.NAME in lines and lines[C.NAME].dtype == _TEXT and not lines[C.NAME].hasnans:
+            coded[C.NAME] = CodedText.of(lines[C.NAME])
+
+        # sorted by timestamp (NaT last), then order id; stable: one integer key
+        if C.TIMESTAMP in keys:
+            t_codes, t_values = keys[C.TIMESTAMP]
+        else:
+            t_codes, t_values = pd.factorize(ts)
+        t_rank = np.append(np.unique(np.asarray(t_values), return_inverse=True)[1], len(t_values))
+        order = coded[C.ORDER_ID]
+        key = t_rank[t_codes] * max(len(order.distinct), 1) + order.ranks[order.codes]
+        lines = lines.assign(**ids, **{C.TIMESTAMP: ts})
+        if not (key[1:] >= key[:-1]).all():
+            perm = stable_argsort(key)
+            lines = lines.take(perm)
+            coded = {col: c.take(perm) for col, c in coded.items()}
+            ts = ts.take(perm)
+        lines = lines.reset_index(drop=True)
+
+        ids_p, ids_c = coded[C.PRODUCT_ID], coded[C.CUSTOMER_ID]
+        # the customers are the distinct ids in sorted order, and so is a derived catalogue
+        cidx = ids_c.ranks[ids_c.codes]
+        if products is None or products.empty:  # the catalogue and the matrices side by side
+            pidx = ids_p.ranks[ids_p.codes]
+            products, customers, matrices = parallel.run(
+                lambda given=products: _complete_catalogue(lines, given, coded),
+                lambda given=customers: _customers(lines, given, ids_c),
+                lambda: _matrices(coded[C.ORDER_ID], pidx, cidx, ts, len(ids_p.distinct),
+                                  len(ids_c.distinct)))
+        else:
+            products = _complete_catalogue(lines, products, coded)
+            customers = _customers(lines, customers, ids_c)
+            pidx = ids_p.lookup(products[C.PRODUCT_ID])
+            matrices = _matrices(coded[C.ORDER_ID], pidx, cidx, ts, len(products), len(customers))
+        lines[C.PRODUCT_IDX] = pidx.astype(np.int32)
+        lines[C.CUSTOMER_IDX] = cidx.astype(np.int32)
+        order_ids, order_customer, order_time, baskets, matrix = matrices
+        return cls(
+            lines=lines,
+            products=products,
+            customers=customers,
+            matrix=matrix,
+            baskets=baskets,
+            order_ids=order_ids,
+            order_customer=order_customer,
+            order_time=order_time,
+        )
+
+    @classmethod
+    def _from_frames_plain(
+        cls,
+        lines: pd.DataFrame,
+        products: pd.DataFrame | None = None,
+        customers: pd.DataFrame | None = None,
+    ) -> Dataset:
+        """``from_frames`` step by step in pandas, for lines ``_build`` does not take."""
         lines = lines.copy()
         for col in (C.ORDER_ID, C.CUSTOMER_ID, C.PRODUCT_ID):
             lines[col] = lines[col].astype(str)
@@ -151,10 +238,142 @@ class Dataset:
         )
 
 
-def _complete_catalogue(lines: pd.DataFrame, products: pd.DataFrame | None) -> pd.DataFrame:
-    """The catalogue, with products seen only in the lines derived from them."""
-    line_names = _line_names(lines)
-    derived = _derive_catalogue(lines, line_names)
+_TEXT = pd.Series([], dtype=str).dtype
+
+
+def stable_argsort(key: np.ndarray) -> np.ndarray:
+    """``np.argsort(key, kind="stable")`` for non-negative integer keys: below 2**32,
+    two 16-bit radix passes (numpy's radix sort), about twice as fast."""
+    if not len(key) or key.min() < 0 or key.max() >= 1 << 32:
+        return np.argsort(key, kind="stable")
+    perm = np.argsort((key & 0xFFFF).astype(np.uint16), kind="stable")
+    if key.max() >= 1 << 16:
+        perm = perm[np.argsort((key[perm] >> 16).astype(np.uint16), kind="stable")]
+    return perm
+
+
+def _matrices(orders: CodedText, pidx: np.ndarray, cidx: np.ndarray, ts: pd.Series,
+              n_products: int, n_customers: int):
+    """(order ids, order customer, order time, baskets, matrix) of sorted lines:
+    orders numbered in order of first appearance, as pd.factorize does."""
+    # sorted by time, an order's lines are mostly together: number the runs, and
+    # where each order is one run that is pd.factorize's numbering
+    run = np.r_[True, orders.codes[1:] != orders.codes[:-1]]
+    first_seen = orders.codes[run]
+    if len(first_seen) == len(orders.distinct):
+        order_codes = np.cumsum(run) - 1
+    else:
+        order_codes, first_seen = pd.factorize(orders.codes)
+    order_ids = orders.texts[first_seen]
+    n_orders = len(order_ids)
+    # the distinct (order, product) pairs, sorted: the baskets' rows as CSR
+    pair = order_codes.astype(np.int64) * max(n_products, 1) + pidx
+    seen = np.maximum.accumulate(order_codes)
+    if (order_codes == seen).all():  # each order's lines together: nearly sorted
+        pair = np.sort(pair, kind="stable")
+    else:
+        pair = pair[stable_argsort(pair)]
+    pairs = pair[np.r_[True, pair[1:] != pair[:-1]]]
+    pair_o, pair_p = np.divmod(pairs, max(n_products, 1))
+    index = np.int32 if max(len(pairs), n_orders, n_products) < 1 << 31 else np.int64
+    indptr = np.zeros(n_orders + 1, index)
+    np.cumsum(np.bincount(pair_o, minlength=n_orders), out=indptr[1:])
+    baskets = sp.csr_matrix(
+        (np.ones(len(pairs), np.float32), pair_p.astype(index), indptr),
+        shape=(n_orders, n_products))
+    # each order's first line (codes rise by one at each order's first line)
+    first = np.flatnonzero(np.r_[True, seen[1:] > seen[:-1]])
+    order_customer = cidx[first].astype(np.int32)
+    if ts.hasnans:  # the first timestamp that is not NaT
+        order_time = ts.groupby(order_codes).first().to_numpy()
+    else:
+        order_time = ts.to_numpy()[first]
+    matrix = sp.csr_matrix(
+        (np.ones(len(pairs), np.float32), (order_customer[pair_o], pair_p)),
+        shape=(n_customers, n_products),
+    )
+    matrix.sum_duplicates()
+    return order_ids, order_customer, order_time, baskets, matrix
+
+
+def _arrow_text(text: pd.Series) -> pa.Array:
+    """The strings of a column as one arrow array (a column built by concat has chunks)."""
+    arrow = pa.array(text, pa.large_string())
+    return arrow.combine_chunks() if isinstance(arrow, pa.ChunkedArray) else arrow
+
+
+class CodedText:
+    """A text column as codes into its distinct texts: ``texts[codes]`` is the column.
+
+    The data stage hands its numbering of the ids over (``Dataset._build``'s
+    ``keys``) so that 500k strings are hashed once, not once per stage."""
+
+    def __init__(self, codes: np.ndarray, distinct: pa.Array, ranks: np.ndarray | None = None):
+        self.codes = codes  # int64 per line
+        self.distinct = distinct  # large_string, each text once, each used by some line
+        self._ranks = ranks
+
+    @classmethod
+    def of(cls, text: pd.Series) -> CodedText:
+        """Number a column of strings (no missing values) in order of first appearance."""
+        encoded = pc.dictionary_encode(_arrow_text(text))
+        return cls(encoded.indices.to_numpy().astype(np.int64), encoded.dictionary)
+
+    @classmethod
+    def compact(cls, codes: np.ndarray, texts: pd.Series, merge: bool = True) -> CodedText:
+        """From codes into ``texts`` that may repeat (``merge``: ids normalised
+        alike) or hold texts no line has (those of lines set aside)."""
+        arrow = _arrow_text(texts)
+        if merge:
+            encoded = pc.dictionary_encode(arrow)
+            codes = encoded.indices.to_numpy().astype(np.int64)[codes]
+            arrow = encoded.dictionary
+        used = np.bincount(codes, minlength=len(arrow)) > 0
+        if not used.all():
+            codes = (np.cumsum(used) - 1)[codes]
+            arrow = arrow.filter(pa.array(used))
+        return cls(codes, arrow)
+
+    @functools.cached_property
+    def texts(self) -> np.ndarray:
+        """The distinct texts as an object array of str."""
+        return self.distinct.to_numpy(zero_copy_only=False)
+
+    @property
+    def ranks(self) -> np.ndarray:
+        """Each distinct text's place in sorted (code point) order."""
+        if self._ranks is None:
+            order = pc.sort_indices(self.distinct).to_numpy()
+            self._ranks = np.empty(len(order), np.int64)
+            self._ranks[order] = np.arange(len(order))
+        return self._ranks
+
+    def sorted_texts(self) -> np.ndarray:
+        out = np.empty(len(self.texts), object)
+        out[self.ranks] = self.texts
+        return out
+
+    def take(self, at: np.ndarray) -> CodedText:
+        taken = CodedText(self.codes[at], self.distinct, self._ranks)
+        if "texts" in self.__dict__:
+            taken.texts = self.texts
+        return taken
+
+    def lookup(self, index: pd.Series) -> np.ndarray:
+        """Each line's position in ``index`` (-1 where absent): get_indexer per distinct text."""
+        return pd.Index(index).get_indexer(self.texts)[self.codes]
+
+
+def _complete_catalogue(lines: pd.DataFrame, products: pd.DataFrame | None,
+                        coded: dict[str, CodedText] | None = None) -> pd.DataFrame:
+    """The catalogue, with products seen only in the lines derived from them
+    (from the lines' codes where ``coded`` has them)."""
+    if coded is None:
+        line_names = _line_names(lines)
+        derived = _derive_catalogue(lines, line_names)
+    else:
+        line_names = _line_names_coded(lines, coded)
+        derived = _derive_catalogue_coded(lines, line_names, coded)
     if products is None or products.empty:
         derived[C.NAME] = product_names(derived, line_names)
         return derived
@@ -207,7 +426,18 @@ def _words(column: object) -> list[str]:
 
 def _text(values: pd.Series) -> pd.Series:
     """Values as single-spaced stripped text; missing values as ""."""
-    return values.astype(object).where(values.notna(), "").astype(str).str.split().str.join(" ")
+    text = values.astype(object).where(values.notna(), "").astype(str)
+    return _by_distinct(text, lambda t: t.str.split().str.join(" "))
+
+
+def _by_distinct(text: pd.Series, fn) -> pd.Series:
+    """``fn(text)`` for a function of each value alone, worked out once per distinct
+    value (a catalogue's categories, sizes or blank descriptions repeat a lot)."""
+    codes, uniques = pd.factorize(text, use_na_sentinel=False)
+    if len(uniques) > len(text) // 2:
+        return fn(text)
+    out = fn(pd.Series(uniques, dtype=text.dtype))
+    return pd.Series(out.to_numpy()[codes], index=text.index, dtype=out.dtype, name=text.name)
 
 
 def name_columns(products: pd.DataFrame) -> list[str]:
@@ -244,6 +474,8 @@ def attribute_names(products: pd.DataFrame) -> pd.Series:
     by spaces, a value repeating an earlier one (ignoring case) left out;
     "" where the product has none (e.g. ``"Acme Sub commodity 12 OZ"``)."""
     columns = name_columns(products)
+    if not columns:
+        return pd.Series([""] * len(products), index=products.index, dtype=object)
     parts = [_text(products[c]).tolist() for c in columns]
     names = []
     for i in range(len(products)):
@@ -258,15 +490,14 @@ def attribute_names(products: pd.DataFrame) -> pd.Series:
 
 def _short(text: pd.Series, limit: int = _MAX_DESCRIPTION_NAME) -> pd.Series:
     """The first line of each text, cut at a word boundary to ``limit`` characters with "…"."""
-    first = text.astype(str).str.split("\n").str[0].str.split().str.join(" ")
-
     def cut(t: str) -> str:
         if len(t) <= limit:
             return t
         head = t[: limit - 1].rsplit(" ", 1)[0] if " " in t[: limit - 1] else t[: limit - 1]
         return head.rstrip(" ,;:.-") + "…"
 
-    return first.map(cut)
+    return _by_distinct(text.astype(str), lambda t: t.str.split("\n").str[0].str.split()
+                        .str.join(" ").map(cut))
 
 
 def product_names(products: pd.DataFrame, line_names: pd.Series | None = None) -> pd.Series:
@@ -356,6 +587,62 @@ def _derive_catalogue(lines: pd.DataFrame, name: pd.Series) -> pd.DataFrame:
     return out
 
 
+def _line_names_coded(lines: pd.DataFrame, coded: dict[str, CodedText]) -> pd.Series:
+    """``_line_names`` from the codes of the product ids and of the names."""
+    if C.NAME not in lines:
+        return _line_names(lines)
+    names = coded.get(C.NAME) or CodedText.of(lines[C.NAME].fillna("").astype(str))
+    top = _top_text(coded[C.PRODUCT_ID], names, "n")
+    return _line_names(lines) if top is None else top
+
+
+def _derive_catalogue_coded(lines: pd.DataFrame, name: pd.Series,
+                            coded: dict[str, CodedText]) -> pd.DataFrame:
+    """``_derive_catalogue`` grouped by the product's code (in sorted id order)
+    rather than by 400k strings."""
+    ids = coded[C.PRODUCT_ID]
+    groups = lines.groupby(ids.ranks[ids.codes], sort=True)
+    price = groups[C.UNIT_PRICE].median()
+    if C.REGULAR_PRICE in lines:
+        price = groups[C.REGULAR_PRICE].median().fillna(price)
+    out = pd.DataFrame({C.PRODUCT_ID: pd.Index(ids.sorted_texts()).astype(str)})
+    out[C.NAME] = out[C.PRODUCT_ID].map(name).fillna("")
+    out[C.DESCRIPTION] = ""
+    out[C.CATEGORY] = ""
+    if C.CATEGORY in lines:
+        category = _top_text(ids, coded.get(C.CATEGORY)
+                             or CodedText.of(lines[C.CATEGORY].fillna("").astype(str)), "v")
+        if category is None:
+            category = _most_common(lines[C.PRODUCT_ID].astype(str), lines[C.CATEGORY])
+        out[C.CATEGORY] = out[C.PRODUCT_ID].map(category).fillna("")
+    out[C.PRICE] = price.to_numpy(float)
+    out[C.COST] = (groups[C.UNIT_COST].median().to_numpy(float) if C.UNIT_COST in lines
+                   else np.nan)
+    return out
+
+
+def _top_text(ids: CodedText, text: CodedText, name: str) -> pd.Series | None:
+    """Most common non-empty stripped text per product id (ties: alphabetically
+    first), as ``_most_common`` gives it, counted on codes; None when no line
+    has a text (the caller asks ``_most_common``, whose empty answer it keeps)."""
+    stripped = pd.Series(text.texts, dtype=str).str.strip()
+    texts = CodedText.compact(text.codes, stripped)  # texts equal once stripped are one
+    present = (texts.texts != "")[texts.codes]
+    if not present.any():
+        return None
+    n_texts = len(texts.texts)
+    pair_codes, pairs = pd.factorize(ids.codes[present].astype(np.int64) * n_texts
+                                     + texts.codes[present])
+    counts = np.bincount(pair_codes)
+    product, value = np.divmod(pairs, n_texts)
+    # by product id, then most lines, then text: the first row of each product wins
+    order = np.lexsort((texts.ranks[value], -counts, ids.ranks[product]))
+    product, value = product[order], value[order]
+    first = np.r_[True, product[1:] != product[:-1]]
+    index = pd.Index(pd.array(ids.texts[product[first]], dtype=str), name="p")
+    return pd.Series(pd.array(texts.texts[value[first]], dtype=str), index=index, name=name)
+
+
 def _most_common(ids: pd.Series, values: pd.Series) -> pd.Series:
     text = values.fillna("").astype(str).str.strip()
     return (pd.DataFrame({"p": ids, "v": text}).loc[lambda d: d["v"] != ""]
@@ -364,9 +651,12 @@ def _most_common(ids: pd.Series, values: pd.Series) -> pd.Series:
             .drop_duplicates("p").set_index("p")["v"])
 
 
-def _customers(lines: pd.DataFrame, customers: pd.DataFrame | None) -> pd.DataFrame:
+def _customers(lines: pd.DataFrame, customers: pd.DataFrame | None,
+               coded: CodedText | None = None) -> pd.DataFrame:
     """Customers with at least one kept line, in first-seen-sorted id order."""
-    ids = pd.Index(sorted(lines[C.CUSTOMER_ID].astype(str).unique()), name=C.CUSTOMER_ID)
+    distinct = (sorted(lines[C.CUSTOMER_ID].astype(str).unique()) if coded is None
+                else coded.sorted_texts().tolist())
+    ids = pd.Index(distinct, name=C.CUSTOMER_ID)
     out = pd.DataFrame({C.CUSTOMER_ID: ids})
     if customers is not None and not customers.empty:
         attrs = customers.copy()

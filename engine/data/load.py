@@ -193,10 +193,11 @@ def load_files(
 
     dataset = None
     if not errors:
-        dataset = Dataset.from_frames(
+        dataset = Dataset._build(  # from_frames, on the codes validation already made
             check.kept,
             products=_concat(products, C.PRODUCT_ID),
             customers=_concat(customers, C.CUSTOMER_ID),
+            keys=check.keys,
         )
     if progress:
         progress(1.0)

@@ -17,7 +17,10 @@ import zipfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
 
 from engine.errors import DataValidationError, Issue
 
@@ -75,6 +78,9 @@ def read_table(source: Source, sheet: str | None = None) -> Table:
     be read (missing, empty, binary, unreadable).
     """
     name = source_name(source)
+    table = None if isinstance(source, InputFile) else _read_csv_file(name, Path(source))
+    if table is not None:
+        return _checked(table, ())
     try:
         data = _read_bytes(source)
     except OSError as exc:
@@ -84,28 +90,54 @@ def read_table(source: Source, sheet: str | None = None) -> Table:
         raise _fail(name, "empty_file", "the file is empty",
                     "export the order lines again, with a header row and data rows")
     try:
-        data, warnings = _unpack(name, data)
-        if data.startswith(_ZIP_MAGIC):
-            table = _read_xlsx(name, data, sheet)
-        elif data.startswith(_PARQUET_MAGIC):
-            table = _with_row_index(name, pd.read_parquet(io.BytesIO(data)))
-        elif data.startswith(_OLE_MAGIC):
-            raise _fail(name, "unsupported_format", "legacy .xls files are not supported",
-                        "save the sheet as .xlsx or .csv")
-        else:
-            table = _read_csv(name, data)
+        table, warnings = _read_packed_csv(name, data)
+        if table is None:
+            data, warnings = _unpack(name, data)
+            table = _read_unpacked(name, data, sheet)
     except DataValidationError:
         raise
     except Exception as exc:  # any parser failure becomes an issue naming the file
         log.info("reading %s failed", name, exc_info=True)
         raise _fail(name, "unreadable", f"the file could not be read as CSV or XLSX ({exc})",
                     "save it as UTF-8 CSV or as XLSX") from exc
+    return _checked(table, warnings)
+
+
+def _checked(table: Table, warnings: tuple[Issue, ...]) -> Table:
     if table.frame.empty:
-        raise _fail(name, "no_rows", "the file has a header but no data rows",
+        raise _fail(table.name, "no_rows", "the file has a header but no data rows",
                     "export the data rows too")
     if warnings:
         table = replace(table, warnings=(*warnings, *table.warnings))
     return table
+
+
+def _read_csv_file(name: str, path: Path) -> Table | None:
+    """A plain UTF-8 CSV file read by pyarrow from the disk, without reading it
+    into Python first; None for anything else (packed, binary, another encoding,
+    unreadable...), which ``read_table`` then reads as before."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(_HEAD_BYTES)
+        if not head or head.isspace() or head.startswith(
+                (_GZIP_MAGIC, _ZIP_MAGIC, _PARQUET_MAGIC, _OLE_MAGIC)):
+            return None
+        with pa.OSFile(str(path)) as stream:
+            return _read_csv_arrow(name, head, len(head) < _HEAD_BYTES, stream)
+    except Exception:
+        log.debug("could not read %s directly", name, exc_info=True)
+        return None
+
+
+def _read_unpacked(name: str, data: bytes, sheet: str | None) -> Table:
+    if data.startswith(_ZIP_MAGIC):
+        return _read_xlsx(name, data, sheet)
+    if data.startswith(_PARQUET_MAGIC):
+        return _with_row_index(name, pd.read_parquet(io.BytesIO(data)))
+    if data.startswith(_OLE_MAGIC):
+        raise _fail(name, "unsupported_format", "legacy .xls files are not supported",
+                    "save the sheet as .xlsx or .csv")
+    return _read_csv(name, data)
 
 
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -121,8 +153,18 @@ def _unpack(name: str, data: bytes) -> tuple[bytes, tuple[Issue, ...]]:
         except (OSError, EOFError) as exc:
             raise _fail(name, "unreadable", f"the gzip file could not be unpacked ({exc})",
                         "export it again, or upload the CSV itself") from exc
-    if not data.startswith(_ZIP_MAGIC) or name.lower().endswith((".xlsx", ".xlsm")):
+    member = _zip_member(name, data)
+    if member is None:
         return data, ()
+    archive, chosen, notes = member
+    return archive.read(chosen), notes
+
+
+def _zip_member(name: str, data: bytes) -> tuple[zipfile.ZipFile, str, tuple[Issue, ...]] | None:
+    """The archive and the member of it that is read, with the note on the others;
+    None for a file that is not a zip or is an XLSX workbook."""
+    if not data.startswith(_ZIP_MAGIC) or name.lower().endswith((".xlsx", ".xlsm")):
+        return None
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
     except zipfile.BadZipFile as exc:
@@ -130,7 +172,7 @@ def _unpack(name: str, data: bytes) -> tuple[bytes, tuple[Issue, ...]]:
                     "export it again, or upload the CSV itself") from exc
     members = archive.namelist()
     if "[Content_Types].xml" in members:  # an XLSX workbook
-        return data, ()
+        return None
     tables = [m for m in members if m.lower().endswith(_TEXT_MEMBERS)
               and not m.startswith(("__MACOSX/", "."))]
     if not tables:
@@ -142,7 +184,37 @@ def _unpack(name: str, data: bytes) -> tuple[bytes, tuple[Issue, ...]]:
         notes = (Issue(name, None, "zip_members", f"read {chosen!r}, the largest of "
                        f"{len(tables)} files in the archive; ignored {[t for t in tables if t != chosen]}",
                        hint="zip one table per file, or upload the files themselves"),)
-    return archive.read(chosen), notes
+    return archive, chosen, notes
+
+
+def _read_packed_csv(name: str, data: bytes) -> tuple[Table | None, tuple[Issue, ...]]:
+    """A zipped or gzipped UTF-8 CSV read by pyarrow as it is unpacked (the two
+    overlap, on two threads), with the zip's note; (None, ()) for anything
+    ``_unpack`` and the readers after it take, and for any failure, which they
+    then report as before."""
+    if data.startswith(_GZIP_MAGIC):
+        def opener():
+            return gzip.GzipFile(fileobj=io.BytesIO(data))
+        notes = ()
+    else:
+        member = _zip_member(name, data)  # raises as _unpack would
+        if member is None:
+            return None, ()
+        archive, chosen, notes = member
+
+        def opener():
+            return archive.open(chosen)
+    try:
+        with opener() as stream:
+            head = stream.read(_HEAD_BYTES)
+        if head.startswith((_ZIP_MAGIC, _PARQUET_MAGIC, _OLE_MAGIC)):
+            return None, ()
+        with opener() as stream:
+            table = _read_csv_arrow(name, head, len(head) < _HEAD_BYTES, stream)
+    except Exception:  # a broken archive: _unpack names what is wrong
+        log.debug("could not stream %s", name, exc_info=True)
+        return None, ()
+    return table, (notes if table is not None else ())
 
 
 def _fail(name: str, rule: str, message: str, hint: str, column: str | None = None,
@@ -214,7 +286,71 @@ def sniff_delimiter(text: str) -> str:
     return best
 
 
+_HEAD_BYTES = 4 * 65536  # at least the 65,536 characters sniff_delimiter looks at
+
+
+def _read_csv_fast(name: str, data: bytes) -> Table | None:
+    """The common case read with pyarrow's CSV reader straight into arrow strings:
+    UTF-8 text (checked by arrow, which is far faster than decoding it in Python)
+    that pyarrow parses. None for anything else (another encoding, binary content,
+    ragged rows, empty or repeated header names), which ``_read_csv`` reads as
+    before; what comes out is what that path gives for the same file."""
+    buffer = pa.py_buffer(data)
+    whole = pa.Array.from_buffers(
+        pa.large_binary(), 1, [None, pa.py_buffer(np.array([0, len(data)], np.int64)), buffer])
+    try:
+        whole.cast(pa.large_string())  # validates UTF-8
+    except pa.ArrowInvalid:
+        return None
+    return _read_csv_arrow(name, data[:_HEAD_BYTES], len(data) <= _HEAD_BYTES,
+                           pa.BufferReader(buffer))
+
+
+def _read_csv_arrow(name: str, head: bytes, whole: bool, source) -> Table | None:
+    """pyarrow's read of ``source`` (a buffer, or a stream that starts with ``head``)
+    when the head looks like UTF-8 text, as ``_read_csv`` would read it; None
+    where that could differ. Text that is not UTF-8 further on fails pyarrow's
+    own check, so a stream needs no check of its own."""
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) or b"\x00" in head[:8192]:
+        return None
+    try:  # the head decodes the same as the start of the whole text
+        text = codecs.getincrementaldecoder("utf-8-sig")().decode(head, final=whole)
+    except UnicodeDecodeError:
+        return None
+    if _looks_binary(text):
+        return None
+    delimiter = sniff_delimiter(text)
+    if head.startswith(codecs.BOM_UTF8):
+        if isinstance(source, pa.BufferReader):
+            source.seek(len(codecs.BOM_UTF8))
+        else:
+            source.read(len(codecs.BOM_UTF8))
+    try:
+        # as pandas' engine="pyarrow" with dtype=str, keep_default_na=False and
+        # skip_blank_lines=False reads it
+        arrow = pacsv.read_csv(
+            source,
+            parse_options=pacsv.ParseOptions(delimiter=delimiter, ignore_empty_lines=False),
+            convert_options=pacsv.ConvertOptions(
+                default_column_type=pa.large_string(), null_values=[], strings_can_be_null=False),
+        )
+    except Exception:  # the slow path reads it, or names what is wrong
+        log.debug("pyarrow could not read %s directly", name, exc_info=True)
+        return None
+    names = arrow.column_names
+    if "" in names or len(set(names)) < len(names):  # pandas renames these; the slow path does
+        return None
+    # one chunk per column: arrow's take on a chunked column first joins the chunks,
+    # and validation takes rows from these columns several times
+    table = _with_row_index(name, arrow.combine_chunks().to_pandas())
+    decimal_comma = delimiter == ";" and _has_decimal_comma(table.frame)
+    return Table(name, table.frame, "utf-8", delimiter, decimal_comma)
+
+
 def _read_csv(name: str, data: bytes) -> Table:
+    fast = _read_csv_fast(name, data)
+    if fast is not None:
+        return fast
     text, encoding = decode(name, data)
     if _looks_binary(text):
         raise _fail(name, "binary", "the file is binary, not text (CSV) or XLSX",

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -44,6 +44,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from engine import columns as C
+from engine.data import parallel
+from engine.data.dataset import CodedText, stable_argsort
 from engine.data.mapping import REQUIRED
 from engine.data.reader import Table
 from engine.errors import Issue
@@ -75,6 +77,7 @@ MAX_QUANTITY = 1e6
 EARLIEST, LATEST = pd.Timestamp("1900-01-01"), pd.Timestamp("2200-01-01")
 MAX_PRICE = 1e6
 SAMPLE_ROWS = 5
+_TEXT = pd.Series([], dtype=str).dtype  # the columns of a read file
 
 _HINTS = {
     "cancelled": "cancelled invoices are not purchases; nothing to fix",
@@ -115,6 +118,9 @@ class LineCheck:
     non_merchandise: pd.DataFrame
     issues: list[Issue]
     outliers: pd.DataFrame | None = None
+    # the kept lines' ids and names as numbered here ({column: CodedText}) and their
+    # timestamps' (codes, values), so the Dataset does not hash 500k strings again
+    keys: dict | None = field(default=None, repr=False)
 
 
 # ---------------------------------------------------------------- parsing
@@ -128,9 +134,46 @@ def normalise_ids(s: pd.Series) -> pd.Series:
 
 def factorize_ids(s: pd.Series) -> tuple[np.ndarray, pd.Series]:
     """(codes, normalised distinct ids): ids repeat a lot, so the string work
-    is done once per distinct value (4k customers, not 540k lines)."""
-    codes, uniques = pd.factorize(s.fillna(""), sort=False)
-    return codes, normalise_ids(pd.Series(np.asarray(uniques, dtype=object), dtype=str))
+    is done once per distinct value (4k customers, not 540k lines). Codes number
+    the raw texts in order of first appearance, as ``pd.factorize`` does."""
+    codes, ids, _ = _factorize_ids(s)
+    return codes, ids
+
+
+def _factorize_ids(s: pd.Series) -> tuple[np.ndarray, pd.Series, bool]:
+    """``factorize_ids`` and whether the normalised ids are still distinct (no
+    "17850.0" beside "17850"), as they are when normalising changed nothing."""
+    codes, uniques = _factorize_text(s.fillna(""))
+    raw = pd.Series(uniques, dtype=str)
+    ids = normalise_ids(raw)
+    return codes, ids, not (ids != raw).any()
+
+
+def _chunks(s: pd.Series) -> pa.ChunkedArray:
+    """The arrow strings behind a text column (no copy where it is arrow-backed already)."""
+    arr = getattr(s.array, "_pa_array", None)
+    if isinstance(arr, pa.ChunkedArray) and (pa.types.is_large_string(arr.type)
+                                             or pa.types.is_string(arr.type)):
+        return arr
+    return pa.chunked_array([_arrow(s)])
+
+
+def _factorize_text(s: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """(int64 codes, distinct texts as an object array) in order of first appearance:
+    ``pd.factorize`` of a text column without missing values, straight on arrow."""
+    encoded = pc.dictionary_encode(_chunks(s))
+    if encoded.num_chunks == 0:
+        return np.zeros(0, np.int64), np.zeros(0, object)
+    codes = np.concatenate([c.indices.to_numpy(zero_copy_only=False) for c in encoded.chunks])
+    uniques = encoded.chunk(encoded.num_chunks - 1).dictionary  # one dictionary for all chunks
+    return codes.astype(np.int64, copy=False), uniques.to_numpy(zero_copy_only=False)
+
+
+def _distinct_texts(s: pd.Series, strip: bool = False) -> tuple[np.ndarray, pd.Series]:
+    """(codes, distinct texts, stripped if asked: texts equal once stripped repeat)."""
+    codes, uniques = _factorize_text(s)
+    texts = pd.Series(uniques, dtype=str)
+    return codes, texts.str.strip() if strip else texts
 
 
 def _arrow(s: pd.Series) -> pa.Array:
@@ -141,14 +184,21 @@ def _arrow(s: pd.Series) -> pa.Array:
 def parse_numbers(s: pd.Series, decimal_comma: bool = False) -> pd.Series:
     """Floats from text; NaN where the text is not a number.
 
-    Fast path: pyarrow's cast of the whole column; only a column with some
-    bad text goes through pandas' slower element-wise coercion.
+    Fast path: pyarrow's cast of the whole column (first as it is, then trimmed,
+    empty text as missing); only a column with some bad text goes through
+    pandas' slower element-wise coercion.
     """
     if not decimal_comma:
-        arr = pc.utf8_trim_whitespace(_arrow(s))
-        arr = pc.if_else(pc.equal(arr, ""), pa.scalar(None, pa.string()), arr)
+        text = _chunks(s.astype(str))
+        try:  # plain numbers, no blanks: the trimmed cast below would give the same
+            values = pc.cast(text, pa.float64()).to_numpy()
+            return pd.Series(values, index=s.index, dtype=float)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            pass
+        arr = pc.utf8_trim_whitespace(text)
+        arr = pc.if_else(pc.equal(arr, ""), pa.scalar(None, arr.type), arr)
         try:
-            values = pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False)
+            values = pc.cast(arr, pa.float64()).to_numpy()
             return pd.Series(values, index=s.index, dtype=float)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             pass
@@ -168,11 +218,18 @@ def parse_timestamps(s: pd.Series) -> pd.Series:
     them (an explicit format is much faster than inference); what that format
     misses is tried again with mixed-format inference.
     """
-    codes, uniq = pd.factorize(s.fillna(""), sort=False)
-    text = pd.Series(np.asarray(uniq, dtype=object), dtype=str).str.strip()
+    codes, values = _distinct_timestamps(s)
+    return pd.Series(values[codes], index=s.index)
+
+
+def _distinct_timestamps(s: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """(codes, datetime64[ns] of each distinct text): ``parse_timestamps`` before
+    the values are spread to the lines."""
+    codes, uniq = _factorize_text(s.fillna(""))
+    text = pd.Series(uniq, dtype=str).str.strip()
     present = text[text != ""]
     if present.empty:
-        return pd.Series(pd.NaT, index=s.index, dtype="datetime64[ns]")
+        return codes, np.full(len(text), np.datetime64("NaT"), "datetime64[ns]")
     sample = present.iloc[np.linspace(0, len(present) - 1, min(len(present), 1000)).astype(int)]
     best, best_ok = "ISO8601", -1
     for fmt in DATE_FORMATS:
@@ -185,7 +242,7 @@ def parse_timestamps(s: pd.Series) -> pd.Series:
     missed = out.isna() & (text != "")
     if missed.any():
         out.loc[missed] = _to_datetime(text[missed], "mixed")
-    return pd.Series(out.to_numpy()[codes], index=s.index)
+    return codes, out.to_numpy()
 
 
 def _to_datetime(s: pd.Series, fmt: str) -> pd.Series:
@@ -268,22 +325,51 @@ def check_lines(
 
     ``orders``: what an order is in a file without order ids ("day": a customer's
     lines on one day; "timestamp": at one time). ``keep_outliers`` keeps the
-    lines ``outlier_quantity`` would set aside."""
+    lines ``outlier_quantity`` would set aside.
+
+    Every rule is an array operation: ids are numbered once (``factorize_ids``)
+    and rules on them are evaluated per distinct id, then spread to the lines."""
     if orders not in ORDER_RULES:
         raise ValueError(f"orders must be one of {ORDER_RULES}, got {orders!r}")
-    typed, notes = zip(*(_typed(p) for p in parts), strict=True)
-    notes = [n for file_notes in notes for n in file_notes]
     raw = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0].reset_index(drop=True)
     raw[C.SOURCE_FILE] = raw[C.SOURCE_FILE].astype("category")  # concat of files gives text
-    parsed = pd.concat(typed, ignore_index=True) if len(typed) > 1 else typed[0]
-    qty, price, ts = parsed[C.QUANTITY], parsed[C.UNIT_PRICE], parsed[C.TIMESTAMP]
-    own_order = parsed["own_order_id"].to_numpy(bool)
-    p_codes, products = factorize_ids(raw[C.PRODUCT_ID])
-    c_codes, customers = factorize_ids(raw[C.CUSTOMER_ID])
-    if not own_order.all():
-        made = _order_ids(customers, c_codes, ts, orders)
-        raw[C.ORDER_ID] = raw[C.ORDER_ID].where(own_order, made.where(customers.to_numpy(
-            object)[c_codes] != "", ""))
+    all_own = not any(p.attrs.get("no_order_id", False) for p in parts)
+    # each column parsed or numbered once, side by side (engine/data/parallel.py)
+    texts = [col for col in (C.NAME, C.CATEGORY) if col in raw and raw[col].dtype == _TEXT
+             and not raw[col].hasnans]
+    typed, product_ids, customer_ids, *numbered = parallel.run(
+        lambda: [_typed(p) for p in parts],
+        lambda: _factorize_ids(raw[C.PRODUCT_ID]),
+        lambda: _factorize_ids(raw[C.CUSTOMER_ID]),
+        *([lambda: _factorize_ids(raw[C.ORDER_ID])] if all_own else []),
+        *(lambda col=col: _distinct_texts(raw[col], strip=col == C.NAME) for col in texts),
+    )
+    order_numbered = numbered.pop(0) if all_own else None
+    numbered = dict(zip(texts, numbered, strict=True))  # {column: (codes, distinct texts)}
+    typed, notes = zip(*typed, strict=True)
+    notes = [n for file_notes in notes for n in file_notes]
+    qty, price, regular, cost, own_order = (
+        np.concatenate([t[k] for t in typed])
+        for k in (C.QUANTITY, C.UNIT_PRICE, C.REGULAR_PRICE, C.UNIT_COST, "own_order_id"))
+    # timestamps: codes into the distinct texts' values, numbered across the files
+    offsets = np.cumsum([0] + [len(t["ts_values"]) for t in typed])
+    ts_codes = np.concatenate([t["ts_codes"] + off for t, off in zip(typed, offsets, strict=False)])
+    ts_values = np.concatenate([t["ts_values"] for t in typed])
+    p_codes, products, p_distinct = product_ids
+    c_codes, customers, c_distinct = customer_ids
+    o_distinct = True  # made order ids are
+    made_only = False
+    if all_own:
+        o_codes, order_ids, o_distinct = order_numbered
+    else:
+        made_codes, made_ids = _made_orders(customers, c_codes, ts_codes, ts_values, orders)
+        if not own_order.any():  # the made ids are already distinct and normalised
+            o_codes, order_ids = made_codes, made_ids
+            made_only = True  # raw's order ids are filled in on the rows set aside only
+        else:
+            made = made_ids.take(made_codes).set_axis(raw.index)
+            raw[C.ORDER_ID] = raw[C.ORDER_ID].where(own_order, made)
+            o_codes, order_ids, o_distinct = _factorize_ids(raw[C.ORDER_ID])
         for name in raw.loc[~own_order, C.SOURCE_FILE].unique():
             notes.append(Issue(str(name), C.ORDER_ID, f"orders_by_{orders}",
                                f"no order id: an order is a customer's lines "
@@ -291,24 +377,24 @@ def check_lines(
                                hint="choose the other rule ([input] orders = "
                                     f"\"{'timestamp' if orders == 'day' else 'day'}\") if it "
                                     "fits the shop better, or map an order-id column"))
-    o_codes, order_ids = factorize_ids(raw[C.ORDER_ID])
 
     # rules on ids are evaluated once per distinct id, then spread to the lines
     nonmerch_all = is_non_merchandise(products).to_numpy(bool)
     kept_codes = products.str.upper().isin({k.strip().upper() for k in keep_non_merchandise})
     nonmerch = nonmerch_all & ~kept_codes.to_numpy(bool)
-    qty_bad = qty.isna() | (qty == 0) | (qty != qty.round()) | (qty.abs() > MAX_QUANTITY)
-    rules = {
-        "cancelled": order_ids.str.upper().str.startswith("C").to_numpy(bool)[o_codes]
-        & own_order,
-        "non_merchandise": nonmerch[p_codes],
-        "bad_quantity": qty_bad.to_numpy(bool),
-        "return": (qty < 0).to_numpy(bool),
-        "bad_price": (price.isna() | (price <= 0) | (price > MAX_PRICE)).to_numpy(bool),
-        "missing_order": (order_ids == "").to_numpy(bool)[o_codes],
-        "missing_customer": (customers == "").to_numpy(bool)[c_codes],
-        "bad_date": ts.isna().to_numpy(bool),
-    }
+    with np.errstate(invalid="ignore"):
+        qty_bad = np.isnan(qty) | (qty == 0) | (qty != np.round(qty)) | (np.abs(qty) > MAX_QUANTITY)
+        rules = {
+            "cancelled": order_ids.str.upper().str.startswith("C").to_numpy(bool)[o_codes]
+            & own_order,
+            "non_merchandise": nonmerch[p_codes],
+            "bad_quantity": qty_bad,
+            "return": qty < 0,
+            "bad_price": np.isnan(price) | (price <= 0) | (price > MAX_PRICE),
+            "missing_order": (order_ids == "").to_numpy(bool)[o_codes],
+            "missing_customer": (customers == "").to_numpy(bool)[c_codes],
+            "bad_date": np.isnat(ts_values)[ts_codes],
+        }
     code = np.zeros(len(raw), np.int8)  # 0 kept, k = REASONS[k-1]
     for k, reason in enumerate(REASONS[:-2], start=1):
         code[(code == 0) & rules[reason]] = k
@@ -317,32 +403,73 @@ def check_lines(
     outlier_table = _outlier_table(raw, products, p_codes, qty, outlier, keep_outliers)
     if not keep_outliers:
         code[outlier] = outlier_k
-    code[(code == 0) & _duplicated(raw, o_codes, p_codes)] = len(REASONS)
-    counts = {r: int((code == k).sum()) for k, r in enumerate(REASONS, start=1)}
+    coded = {C.ORDER_ID: o_codes, C.PRODUCT_ID: p_codes, C.CUSTOMER_ID: c_codes}
+    if len(parts) == 1:  # codes of one file's timestamp texts
+        coded[C.TIMESTAMP] = ts_codes
+    code[(code == 0) & _duplicated(raw, o_codes, p_codes, coded)] = len(REASONS)
+    counts = dict(zip(REASONS, np.bincount(code, minlength=len(REASONS) + 1)[1:].tolist(),
+                      strict=True))
 
     kept_at = np.flatnonzero(code == 0)
-    # string columns stay arrow-backed: a detour through numpy objects costs more than the rest
-    kept = pd.DataFrame({
-        C.ORDER_ID: order_ids.take(o_codes[kept_at]).reset_index(drop=True),
-        C.CUSTOMER_ID: customers.take(c_codes[kept_at]).reset_index(drop=True),
-        C.PRODUCT_ID: products.take(p_codes[kept_at]).reset_index(drop=True),
-        C.QUANTITY: qty.to_numpy()[kept_at].astype(np.int64),
-        C.UNIT_PRICE: price.to_numpy()[kept_at],
-        C.TIMESTAMP: ts.to_numpy()[kept_at],
-    })
-    for col in (C.REGULAR_PRICE, C.UNIT_COST):
-        values = parsed[col].to_numpy(float)[kept_at]
-        if np.isfinite(values).any():
-            kept[col] = values
-    skip = {C.LINE_TOTAL, C.REGULAR_PRICE, C.COST}
-    for col in raw.columns:
-        if col not in kept and col not in skip and col.split("#")[0] != C.DISCOUNT:
-            kept[col] = raw[col].take(kept_at).reset_index(drop=True)
-    if C.NAME in kept:
-        kept[C.NAME] = kept[C.NAME].str.strip()
-
     aside_at = np.flatnonzero(code > 0)
-    aside = raw.take(aside_at).reset_index(drop=True)
+    # in the Dataset's order (timestamp, then order id; file order within), so that
+    # each column is gathered once; from the distinct texts where that is not file order
+    order = CodedText.compact(o_codes[kept_at], order_ids, merge=not o_distinct)
+    kept_ts = ts_codes[kept_at]
+    perm = _line_order(kept_ts, ts_values, order)
+    kept_at, order, kept_ts = kept_at[perm], order.take(perm), kept_ts[perm]
+    # nearly in file order (an export sorted by time): rows gathered directly
+    nearly_in_order = np.count_nonzero(kept_at[1:] < kept_at[:-1]) <= len(kept_at) // 100
+    known = []  # the undiscounted price and the unit cost, where some kept line has one
+    for col, values in ((C.REGULAR_PRICE, regular), (C.UNIT_COST, cost)):
+        if np.isfinite(values).any():  # all NaN in a file without them
+            values = values[kept_at]
+            if np.isfinite(values).any():
+                known.append((col, values))
+    skip = {C.LINE_TOTAL, C.REGULAR_PRICE, C.COST, C.ORDER_ID, C.CUSTOMER_ID, C.PRODUCT_ID,
+            C.QUANTITY, C.UNIT_PRICE, C.TIMESTAMP, *(col for col, _ in known)}
+    others = [c for c in raw.columns if c not in skip and c.split("#")[0] != C.DISCOUNT]
+
+    def gather(col: str) -> pd.Series:
+        """A kept column of raw text, in the kept lines' order."""
+        if col in numbered:  # from the distinct texts (names stripped once each)
+            codes, values = numbered[col]
+            return values.take(codes[kept_at]).reset_index(drop=True)
+        if nearly_in_order or raw[col].dtype != _TEXT or raw[col].hasnans:
+            out = raw[col].take(kept_at).reset_index(drop=True)
+            return out.str.strip() if col == C.NAME else out
+        codes, values = _factorize_text(raw[col])  # few distinct values (a country)
+        return pd.Series(values, dtype=str).take(codes[kept_at]).reset_index(drop=True)
+
+    # string columns stay arrow-backed: a detour through numpy objects costs more than the rest
+    order_col, customer_col, product_col, aside, customer_key, product_key, *other_cols = (
+        parallel.run(
+            lambda: order_ids.take(o_codes[kept_at]).reset_index(drop=True),
+            lambda: customers.take(c_codes[kept_at]).reset_index(drop=True),
+            lambda: products.take(p_codes[kept_at]).reset_index(drop=True),
+            lambda: raw.take(aside_at).reset_index(drop=True),
+            lambda: CodedText.compact(c_codes[kept_at], customers, merge=not c_distinct),
+            lambda: CodedText.compact(p_codes[kept_at], products, merge=not p_distinct),
+            *(lambda col=col: gather(col) for col in others)))
+    kept = pd.DataFrame({  # the arrays are new: no copy into blocks
+        C.ORDER_ID: order_col,
+        C.CUSTOMER_ID: customer_col,
+        C.PRODUCT_ID: product_col,
+        C.QUANTITY: qty[kept_at].astype(np.int64),
+        C.UNIT_PRICE: price[kept_at],
+        C.TIMESTAMP: ts_values[kept_ts],
+    }, copy=False)
+    for col, values in known:
+        kept[col] = values
+    for col, values in zip(others, other_cols, strict=True):
+        kept[col] = values
+    # the lines' ids, names and categories as numbered here, for the Dataset
+    keys = {C.ORDER_ID: order, C.CUSTOMER_ID: customer_key, C.PRODUCT_ID: product_key,
+            C.TIMESTAMP: (kept_ts, ts_values)}
+    for col, (codes, values) in numbered.items():
+        keys[col] = CodedText.compact(codes[kept_at], values, merge=col == C.NAME)
+    if made_only:
+        aside[C.ORDER_ID] = order_ids.take(o_codes[aside_at]).reset_index(drop=True)
     aside.insert(2, "reason", pd.Categorical.from_codes(code[aside_at] - 1, REASONS))
     issues = notes + _reason_issues(raw, code)
     if keep_outliers and outlier.any():
@@ -350,7 +477,20 @@ def check_lines(
                             "outliers_kept", f"{int(outlier.sum())} outlier line(s) kept as "
                             "asked", hint="they weigh on the product's demand like any line"))
     nm_table = _non_merch_table(raw, products, p_codes, nonmerch_all, nonmerch)
-    return LineCheck(kept, aside, counts, nm_table, issues, outlier_table)
+    return LineCheck(kept, aside, counts, nm_table, issues, outlier_table, keys)
+
+
+def _line_order(ts_codes: np.ndarray, ts_values: np.ndarray, order: CodedText) -> np.ndarray:
+    """The permutation that sorts lines by timestamp, then order id (stable: file
+    order within), as ``Dataset.from_frames`` sorts them. Timestamp ranks are
+    dense, so texts of one time ("8:26" and "8:26:00") tie."""
+    if not len(ts_codes):
+        return np.zeros(0, np.int64)
+    _, t_rank = np.unique(ts_values, return_inverse=True)
+    key = t_rank.astype(np.int64)[ts_codes] * len(order.distinct) + order.ranks[order.codes]
+    if (key[1:] >= key[:-1]).all():
+        return np.arange(len(key))
+    return stable_argsort(key)
 
 
 def _outlier_table(raw, products, p_codes, qty, outlier, kept: bool) -> pd.DataFrame:
@@ -360,23 +500,36 @@ def _outlier_table(raw, products, p_codes, qty, outlier, kept: bool) -> pd.DataF
         C.SOURCE_FILE: raw[C.SOURCE_FILE].take(at).astype(str).to_numpy(),
         C.SOURCE_ROW: raw[C.SOURCE_ROW].take(at).to_numpy(),
         C.PRODUCT_ID: products.take(p_codes[at]).to_numpy(),
-        C.QUANTITY: qty.to_numpy()[at],
+        C.QUANTITY: qty[at],
         "kept": np.full(len(at), kept),
     })
 
 
-def _duplicated(raw: pd.DataFrame, o_codes: np.ndarray, p_codes: np.ndarray) -> np.ndarray:
+def _duplicated(raw: pd.DataFrame, o_codes: np.ndarray, p_codes: np.ndarray,
+                coded: dict[str, np.ndarray]) -> np.ndarray:
     """Exact duplicate lines (all mapped columns, raw text), the first copy not.
 
     Only lines sharing an (order, product) pair can be duplicates, so the
-    full-row comparison runs on those few candidates.
+    full-row comparison runs on those few candidates; columns already numbered
+    (``coded``: codes of the raw texts) are compared by their codes.
     """
-    pair = pd.Series(o_codes.astype(np.int64) * (int(p_codes.max(initial=0)) + 1) + p_codes)
-    candidates = np.flatnonzero(pair.duplicated(keep=False).to_numpy())
+    pair = o_codes.astype(np.int64) * (int(p_codes.max(initial=0)) + 1) + p_codes
+    # an export lists each order's lines together: then the pairs are nearly sorted
+    grouped = bool((o_codes[1:] >= o_codes[:-1]).all())
+    order = np.argsort(pair, kind="stable") if grouped else stable_argsort(pair)
+    same = pair[order[1:]] == pair[order[:-1]]  # neighbours once sorted: a repeated pair
+    shared = np.zeros(len(raw), bool)
+    shared[order[1:][same]] = True
+    shared[order[:-1][same]] = True
+    candidates = np.flatnonzero(shared)
     out = np.zeros(len(raw), bool)
     if len(candidates):
         value_cols = [c for c in raw.columns if c not in (C.SOURCE_FILE, C.SOURCE_ROW)]
-        out[candidates] = raw[value_cols].take(candidates).duplicated(keep="first").to_numpy()
+        rows = pd.DataFrame({
+            c: coded[c][candidates] if c in coded and not raw[c].hasnans
+            else raw[c].take(candidates).reset_index(drop=True)
+            for c in value_cols})
+        out[candidates] = rows.duplicated(keep="first").to_numpy()
     return out
 
 
@@ -397,7 +550,7 @@ def _typed(part: pd.DataFrame) -> tuple[pd.DataFrame, list[Issue]]:
                            hint="map a unit-price column instead if the file has one"))
     else:
         price = parse_numbers(part[C.UNIT_PRICE], dec)
-    regular = pd.Series(np.nan, index=part.index)
+    regular = None  # unknown: NaN
     if C.REGULAR_PRICE in part:
         regular = parse_numbers(part[C.REGULAR_PRICE], dec)
     discounts = [c for c in part.columns if c.split("#")[0] == C.DISCOUNT]
@@ -406,14 +559,14 @@ def _typed(part: pd.DataFrame) -> tuple[pd.DataFrame, list[Issue]]:
         nonzero = amounts[amounts != 0]
         negative = bool(len(nonzero)) and (nonzero < 0).mean() > 0.5
         off = amounts.abs() / qty.abs().where(qty != 0)
-        regular = regular.fillna(price + off)
+        regular = (price + off) if regular is None else regular.fillna(price + off)
         notes.append(Issue(
             name, C.DISCOUNT, "discount_sign",
             f"{len(discounts)} discount column(s) hold {'negative' if negative else 'positive'} "
             "amounts for a discount (as most of their values are); undiscounted price = "
             "paid price + the discount's size",
             hint="map only the columns that are discounts off this line"))
-    cost = pd.Series(np.nan, index=part.index)
+    cost = None  # unknown: NaN
     if C.COST in part:
         value = parse_numbers(part[C.COST], dec)
         cost = (value / qty.abs().where(qty != 0)) if per_line else value
@@ -423,48 +576,98 @@ def _typed(part: pd.DataFrame) -> tuple[pd.DataFrame, list[Issue]]:
             "cost is the line's (prices are line totals): unit cost = cost / quantity"
             if per_line else "cost is per unit, as the unit price is",
             hint="costs give the shop's own margins; zero or empty costs are unknown"))
-    regular = regular.where(regular >= price - 1e-9)  # never below what was paid
-    typed = pd.DataFrame({
-        C.QUANTITY: qty,
-        C.UNIT_PRICE: price,
-        C.TIMESTAMP: parse_timestamps(part[C.TIMESTAMP]),
-        C.REGULAR_PRICE: regular,
-        C.UNIT_COST: cost,
-        "own_order_id": not part.attrs.get("no_order_id", False),
-    })
+    if regular is not None:
+        regular = regular.where(regular >= price - 1e-9)  # never below what was paid
+    ts_codes, ts_values = _distinct_timestamps(part[C.TIMESTAMP])
+    unknown = np.full(len(part), np.nan)
+    typed = {
+        C.QUANTITY: qty.to_numpy(float),
+        C.UNIT_PRICE: price.to_numpy(float),
+        C.REGULAR_PRICE: unknown if regular is None else regular.to_numpy(float),
+        C.UNIT_COST: unknown if cost is None else cost.to_numpy(float),
+        "ts_codes": ts_codes,
+        "ts_values": ts_values,
+        "own_order_id": np.full(len(part), not part.attrs.get("no_order_id", False)),
+    }
     return typed, notes
 
 
-def _order_ids(customers: pd.Series, c_codes: np.ndarray, ts: pd.Series, rule: str) -> pd.Series:
-    """A customer's lines on one day (or at one timestamp) as one order: "cust@2000-11-01"."""
-    when = ts.dt.strftime("%Y-%m-%d") if rule == "day" else ts.dt.strftime("%Y-%m-%dT%H:%M:%S")
-    who = customers.to_numpy(object)[c_codes]
-    return pd.Series(who, index=ts.index).astype(str) + "@" + when.fillna("")
+def _made_orders(customers: pd.Series, c_codes: np.ndarray, ts_codes: np.ndarray,
+                 ts_values: np.ndarray, rule: str) -> tuple[np.ndarray, pd.Series]:
+    """A customer's lines on one day (or at one timestamp) as one order: "cust@2000-11-01"
+    ("" without a customer). (codes, distinct ids): the text is built once per
+    customer-day, not per line. Customers are normalised ids and the date ends in a
+    digit or "@", so the ids are normalised as they are."""
+    if not len(c_codes):
+        return np.zeros(0, np.int64), pd.Series([], dtype=str)
+    fmt = "%Y-%m-%d" if rule == "day" else "%Y-%m-%dT%H:%M:%S"
+    when = pd.Series(pd.DatetimeIndex(ts_values).strftime(fmt), dtype=object).fillna("")
+    w_codes, w_text = pd.factorize(when.to_numpy(object))
+    who_codes, who = pd.factorize(customers.to_numpy(object))  # distinct after normalising
+    n_when = max(len(w_text), 1)
+    key = who_codes[c_codes].astype(np.int64) * n_when + w_codes[ts_codes]
+    nobody = len(who) * n_when  # lines without a customer: order ""
+    key[(customers == "").to_numpy(bool)[c_codes]] = nobody
+    codes, distinct = _number(key, nobody + 1)
+    someone = distinct != nobody
+    text = pc.binary_join_element_wise(
+        pa.array(np.asarray(who, dtype=object), pa.large_string()).take(
+            np.where(someone, distinct // n_when, 0)),
+        pa.array(np.asarray(w_text, dtype=object), pa.large_string()).take(
+            np.where(someone, distinct % n_when, 0)),
+        pa.scalar("@", pa.large_string()))
+    text = pc.if_else(pa.array(someone), text, pa.scalar("", pa.large_string()))
+    return codes, text.to_pandas()
 
 
-def _outliers(p_codes: np.ndarray, qty: pd.Series, ok: np.ndarray) -> np.ndarray:
+def _number(key: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(codes, distinct keys) for non-negative integer keys below ``size``: a
+    lookup table where that is small, else ``pd.factorize`` (codes are not in order
+    of first appearance; callers need only that equal keys share a code)."""
+    if size > 8 * len(key):
+        return pd.factorize(key)
+    used = np.zeros(size, bool)
+    used[key] = True
+    distinct = np.flatnonzero(used)
+    number = np.zeros(size, np.int64 if len(distinct) >= 1 << 31 else np.int32)
+    number[distinct] = np.arange(len(distinct))
+    return number[key].astype(np.int64), distinct
+
+
+def _outliers(p_codes: np.ndarray, q: np.ndarray, ok: np.ndarray) -> np.ndarray:
     """Lines whose quantity is over OUTLIER_FACTOR × the product's median line (among
-    the lines not already set aside) and at least OUTLIER_MIN units."""
-    q = qty.to_numpy(float)
-    frame = pd.DataFrame({"p": p_codes[ok], "q": q[ok]})
-    median = frame.groupby("p")["q"].median()
-    typical = np.full(int(p_codes.max(initial=-1)) + 1, np.inf)
+    the lines not already set aside) and at least OUTLIER_MIN units. Only products
+    with a line of OUTLIER_MIN units can have one, so only their medians are taken."""
+    with np.errstate(invalid="ignore"):
+        big = ok & (q >= OUTLIER_MIN)
+    if not big.any():
+        return big
+    candidate = np.zeros(int(p_codes.max(initial=-1)) + 1, bool)
+    candidate[p_codes[big]] = True
+    mine = ok & candidate[p_codes]
+    median = pd.Series(q[mine]).groupby(p_codes[mine]).median()
+    typical = np.full(len(candidate), np.inf)
     typical[median.index.to_numpy()] = median.to_numpy()
-    return ok & (q >= OUTLIER_MIN) & (q > OUTLIER_FACTOR * typical[p_codes])
+    return big & (q > OUTLIER_FACTOR * typical[p_codes])
 
 
 def _reason_issues(raw: pd.DataFrame, code: np.ndarray) -> list[Issue]:
     """One warning per file and reason, with the count and sample rows."""
     issues = []
-    file_codes, file_names = pd.factorize(raw[C.SOURCE_FILE], sort=False)
-    rows = raw[C.SOURCE_ROW].to_numpy()
-    for k, reason in enumerate(REASONS, start=1):
-        at = np.flatnonzero(code == k)
-        for f in np.unique(file_codes[at]):
+    aside = np.flatnonzero(code > 0)
+    # the files in order of first appearance, as pd.factorize numbers them
+    file_codes, file_names = pd.factorize(raw[C.SOURCE_FILE].take(aside), sort=False)
+    rows = raw[C.SOURCE_ROW].to_numpy()[aside]
+    reason = code[aside]
+    by_reason = np.argsort(reason, kind="stable")  # each reason's lines, in file order
+    ends = np.cumsum(np.bincount(reason, minlength=len(REASONS) + 1))
+    for k, name in enumerate(REASONS, start=1):
+        at = by_reason[ends[k - 1]:ends[k]]
+        for f in np.flatnonzero(np.bincount(file_codes[at], minlength=len(file_names))):
             mine = at[file_codes[at] == f]
-            issues.append(Issue(str(file_names[f]), _REASON_COLUMN[reason], reason,
-                                f"{len(mine)} line(s) set aside as {reason}",
-                                tuple(int(r) for r in rows[mine[:SAMPLE_ROWS]]), _HINTS[reason]))
+            issues.append(Issue(str(file_names[f]), _REASON_COLUMN[name], name,
+                                f"{len(mine)} line(s) set aside as {name}",
+                                tuple(int(r) for r in rows[mine[:SAMPLE_ROWS]]), _HINTS[name]))
     return issues
 
 
