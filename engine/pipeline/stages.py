@@ -177,8 +177,13 @@ def embed(dataset: Dataset, config: EncoderConfig, cache_dir=None,
 
 def segment(dataset: Dataset, embeddings: np.ndarray, config: PreferenceConfig,
             seed: int) -> Segments:
-    """The hybrid preference model, the customer segments and their names."""
+    """The hybrid preference model, the customer segments and their names; the number
+    of segments is the analyst's or else chosen by held-out purchases
+    (``prefs.k_choice``: the curve and the reason). No bundle profit enters that
+    choice here: the profit is known only after the bundle and pricing stages;
+    ``engine.recommend.segments.suggest_k`` takes a ``profit`` callback for that."""
     prefs = fit_preferences(dataset, embeddings, config, seed=seed)
+    log.info("segments: %s", prefs.k_choice.reason)
     return Segments(prefs, segment_names(dataset, prefs.segment_labels, prefs.segment_affinity))
 
 

@@ -48,7 +48,8 @@ class PreferenceConfig:
     validation_customers: int = 1500
     temperature: float | None = None  # None: fitted with the weights (hybrid.py)
     exclude_seen: bool = True
-    n_segments: int | None = None  # None: the suggested k
+    n_segments: int | None = None  # None: the k chosen by held-out purchases (segments.py)
+    # the analyst's bounds on that choice
     k_range: tuple[int, int] = (2, 10)
     svd_components: int = 32
     chunk_size: int = 2048

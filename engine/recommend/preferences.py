@@ -2,7 +2,7 @@
 explain recommendations.
 
 Segments: see ``engine.recommend.segments`` (k-means on content profile ⊕ SVD of
-the purchases, k by silhouette).
+the purchases, k by how well the segments explain held-out purchases).
 """
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ from engine import columns as C
 from engine.recommend.copurchase import CoPurchaseStats, copurchase_stats
 from engine.recommend.hybrid import HybridModel, PreferenceConfig
 from engine.recommend.models import mask_seen, top_k
+from engine.recommend.segments import KChoice, customer_segments
 
 # the segmentation lives in engine.recommend.segments; its functions are also
 # importable from here, where they were first
 from engine.recommend.segments import customer_representation as customer_representation
-from engine.recommend.segments import customer_segments
 from engine.recommend.segments import segment_customers as segment_customers
 from engine.recommend.segments import suggest_k as suggest_k
 from engine.threads import single_threaded
@@ -43,7 +43,8 @@ class Preferences:
     segment_centroids : S × d k-means centroids in the representation space.
     segment_affinity : S × P, members' mean P(u, p).
     category_affinity : S × categories, summed segment_affinity per category.
-    silhouette : {k: silhouette score} over ``config.k_range``.
+    suggested_k : the k the held-out purchases choose (``k_choice.suggested``).
+    k_choice : the curve over ``config.k_range`` and the reason for the k used.
     top_products, top_scores : every customer's ``TOP_KEPT`` best products (seen ones
         excluded when ``config.exclude_seen``) and their scores, ranked; kept from the
         fit's scoring of every customer so ``recommend_top_k`` need not score again.
@@ -56,7 +57,7 @@ class Preferences:
     segment_affinity: np.ndarray
     category_affinity: pd.DataFrame
     suggested_k: int
-    silhouette: dict
+    k_choice: KChoice
     config: PreferenceConfig
     top_products: np.ndarray | None = None
     top_scores: np.ndarray | None = None
@@ -84,7 +85,7 @@ def fit_preferences(
 
 
 def _fit_preferences(dataset, embeddings, config, seed, report) -> Preferences:
-    labels, centroids, suggested, scores = customer_segments(dataset, embeddings, config, seed)
+    labels, centroids, k_choice = customer_segments(dataset, embeddings, config, seed)
     k = len(centroids)
     report(0.3)
     model = HybridModel(config).fit(dataset, embeddings, segments=labels)
@@ -96,8 +97,8 @@ def _fit_preferences(dataset, embeddings, config, seed, report) -> Preferences:
     cat_aff = pd.DataFrame(affinity.T).groupby(cats.to_numpy()).sum().T
     cat_aff.index.name = C.SEGMENT
     report(1.0)
-    return Preferences(model, stats, labels, centroids, affinity, cat_aff, suggested, scores, config,
-                       top_products, top_scores)
+    return Preferences(model, stats, labels, centroids, affinity, cat_aff, k_choice.suggested,
+                       k_choice, config, top_products, top_scores)
 
 
 def _ranked(prefs: Preferences, idx: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
