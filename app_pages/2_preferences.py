@@ -25,7 +25,8 @@ if stages.has_text(dataset):
                f"{Path(config.encoder.model_name).name}; customers fitted and segmented.")
 else:
     st.info(f"Text encoder off: {stages.NO_TEXT}.", icon=":material/text_fields:")
-suggested = int(prefs.suggested_k)
+choice = prefs.k_choice
+suggested = int(choice.suggested)
 lo, hi = config.preferences.k_range
 
 
@@ -39,10 +40,16 @@ def _set_k() -> None:
 k_now = config.preferences.n_segments or suggested
 st.slider("Number of segments", min_value=lo, max_value=hi, value=int(k_now),
           key="prefs_k_widget", on_change=_set_k,
-          help=f"Suggested by silhouette: {suggested}. The Bundles, Pricing and Export pages "
-          "use the same segments.")
+          help=f"Suggested by held-out purchases: {suggested}. The Bundles, Pricing and "
+          "Export pages use the same segments.")
 
 st.metric("Segments", prefs.n_segments)
+st.caption(choice.reason, help="Each customer's latest orders are held out; segments fitted "
+           "on the earlier ones score them by their segment's product shares. Held out: "
+           f"{choice.held_out_purchases:,} purchases of {choice.held_out_customers:,} customers.")
+if len(choice.curve):
+    st.plotly_chart(up.k_curve_figure(choice.curve, prefs.n_segments, suggested),
+                    key="prefs_k_curve")
 # the names the Bundles, Pricing and Export pages and the files give the same segments
 names = segs.names
 left, right = st.columns([1, 2])

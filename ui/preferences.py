@@ -123,6 +123,36 @@ def category_heatmap(category_affinity: pd.DataFrame, names: Sequence[str] | Non
     return fig
 
 
+def k_curve_figure(curve: pd.DataFrame, k: int, suggested: int) -> go.Figure:
+    """Held-out log-likelihood per k with one-standard-error bars, the line one
+    standard error under the best (the ks above it explain purchases as well, within
+    noise), the suggested k and, when the analyst chose another, the k in use."""
+    fig = go.Figure(go.Scatter(
+        x=curve["k"], y=curve["log_likelihood"], mode="lines+markers", name="held-out",
+        error_y={"type": "data", "array": curve["se"].to_numpy(), "visible": True},
+        customdata=np.c_[curve["times_likelier"], curve["se"]],
+        hovertemplate="k = %{x}<br>log-likelihood %{y:.4f} ± %{customdata[1]:.4f}"
+                      "<br>%{customdata[0]:.3f}× as likely as popularity<extra></extra>",
+    ))
+    if len(curve):
+        best = curve.loc[curve["log_likelihood"].idxmax()]
+        fig.add_hline(y=float(best["log_likelihood"] - best["se"]), line_dash="dot",
+                      annotation_text="one standard error under the best")
+    marks = [(suggested, "suggested", "#2ca02c")]
+    if k != suggested:
+        marks.append((k, "chosen by you", "#d62728"))
+    for at, label, colour in marks:
+        row = curve[curve["k"] == at]
+        if len(row):
+            fig.add_trace(go.Scatter(x=row["k"], y=row["log_likelihood"], mode="markers",
+                                     marker={"size": 14, "color": colour, "symbol": "star"},
+                                     name=f"k = {at} ({label})"))
+    fig.update_layout(title="How well k segments explain held-out purchases",
+                      xaxis_title="segments (k)", xaxis={"dtick": 1},
+                      yaxis_title="log-likelihood per held-out purchase", height=340)
+    return fig
+
+
 def _labels(segments, names: Sequence[str] | None) -> list[str]:
     """The segments' names as the other pages show them, else 'Segment 1', ..."""
     return [names[int(i)] if names is not None else f"Segment {int(i) + 1}" for i in segments]
