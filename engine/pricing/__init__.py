@@ -7,6 +7,7 @@ from engine.pricing.demand import (
     DemandModel,
     bundle_synergy,
     calibrate_demand,
+    interest_fit,
     month_index,
     seasonal_index,
 )
@@ -40,6 +41,7 @@ __all__ = [
     "adjust_prices",
     "bundle_synergy",
     "calibrate_demand",
+    "interest_fit",
     "month_index",
     "price_bundles",
     "price_curve",

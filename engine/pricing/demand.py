@@ -44,6 +44,13 @@ interest share every visitor would be in the market for every product and the
 take rate at list price would be the share itself, or, with a take rate near 1,
 nearly every visitor would take every bundle.
 
+**Joint interest.** The visits (customer-weeks) are kept as a visit × product
+matrix (``segment_visits``), so the market can ask, for any bundle, how much
+more often the segment's visits bought all of its products than chance
+(``interest.VisitLift``, shrunk towards 1 with ``share_shrinkage`` pseudo-
+visits); the simulator fits needs to it (engine/pricing/interest.py), and
+``interest_fit`` reports how well the simulated shares match the observed.
+
 **Seasons** change how many visitors are in the market (``for_month`` scales
 the interest), not what the interested would pay.
 """
@@ -52,15 +59,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 from scipy.optimize import brentq, least_squares
 from scipy.stats import norm
 
 from engine import columns as C
 from engine.data.dataset import Dataset
+from engine.pricing.interest import VisitLift
 from engine.pricing.simulate import Market
 
 log = logging.getLogger(__name__)
@@ -85,9 +94,15 @@ class DemandConfig:
         to pay (the rest to interest: which products its visitors look at).
     synergy_per_log_lift, synergy_cap, synergy : bundle synergy =
         min(cap, per_log_lift · mean positive log lift), or ``synergy`` if set.
+        per_log_lift is 0 by default: lift is what joint interest produces, and
+        reading it as synergy too would count it twice (on the sample market,
+        whose truth has both regimes, it prices joint-interest pairs at list).
     cost_share : cost as a share of list price where the catalogue has no cost.
     segment_visitors : visitors per period of each segment in the simulation
         (None: each segment's customers in the data).
+    joint_interest : interest in a bundle's products drawn jointly, so that the
+        simulated share of visits buying all of them matches the data's (False:
+        independently, as if co-purchase were chance).
     """
 
     elasticity: float = 2.0
@@ -96,12 +111,13 @@ class DemandConfig:
     min_price_weeks: int = 30
     share_shrinkage: float = 20.0
     share_weight: float = 0.05
-    synergy_per_log_lift: float = 0.1
+    synergy_per_log_lift: float = 0.0
     synergy_cap: float = 0.3
     synergy: float | None = None
     cost_share: float = 0.6
     take_rate_bounds: tuple[float, float] = (0.02, 0.98)
     segment_visitors: tuple[float, ...] | None = None
+    joint_interest: bool = True
 
     def __post_init__(self) -> None:
         if self.segment_visitors is not None:
@@ -132,6 +148,9 @@ class DemandModel:
     sigma_source, cost_source : (P,) where each value came from;
     interest : (S, P) share of the segment's visitors in the market for each
         product (None: all of them).
+    lift : joint interest read from the visits (``interest.VisitLift``): the
+        simulated share of visits buying all of a bundle's products matches the
+        data's, as the single shares do; None: independent interest.
     """
 
     mu: np.ndarray
@@ -143,6 +162,7 @@ class DemandModel:
     sigma_source: np.ndarray
     cost_source: np.ndarray
     interest: np.ndarray | None = None
+    lift: VisitLift | None = field(default=None, compare=False, repr=False)
 
     @property
     def n_segments(self) -> int:
@@ -155,7 +175,7 @@ class DemandModel:
     def market(self, mix: Sequence[float] | None = None, visitors: float | None = None) -> Market:
         """The simulator's market; ``mix``/``visitors`` override the segment sizes."""
         m = Market(self.mu, self.sigma, self.list_price, self.cost,
-                   self.segment_size.astype(float), self.interest)
+                   self.segment_size.astype(float), self.interest, self.lift)
         if mix is None:
             return m
         return m.with_segment_mix(mix, self.segment_size.sum() if visitors is None else visitors)
@@ -298,25 +318,36 @@ def estimate_price_response(dataset: Dataset, min_price_weeks: int = 30) -> dict
     }
 
 
-def purchase_shares(
-    dataset: Dataset, segment_labels: np.ndarray, shrinkage: float = 20.0
-) -> tuple[np.ndarray, np.ndarray]:
-    """(S × P shrunk share of segment visits including each product, (P,) overall share)."""
+def segment_visits(dataset: Dataset, segment_labels: np.ndarray) -> VisitLift:
+    """The segments' visits (customer-weeks with an order) and what each bought,
+    as the co-purchase counts of any set of products per segment."""
     lines = dataset.lines
     labels = np.asarray(segment_labels)
     if labels.shape != (dataset.n_customers,):
         raise ValueError(
             f"segment_labels has shape {labels.shape}, expected ({dataset.n_customers},)"
         )
-    n_seg = int(labels.max()) + 1
-    week = lines[C.TIMESTAMP].dt.to_period("W").astype(str).to_numpy()
+    week = lines[C.TIMESTAMP].dt.to_period("W").to_numpy()
     cust = lines[C.CUSTOMER_IDX].to_numpy()
-    visits = pd.DataFrame({"c": cust, "w": week}).drop_duplicates()
-    n_visits = np.bincount(labels[visits["c"].to_numpy()], minlength=n_seg).astype(float)
-    buys = pd.DataFrame({"c": cust, "w": week, "p": lines[C.PRODUCT_IDX].to_numpy()})
-    buys = buys.drop_duplicates()
-    counts = np.zeros((n_seg, dataset.n_products))
-    np.add.at(counts, (labels[buys["c"].to_numpy()], buys["p"].to_numpy()), 1.0)
+    visit_key = pd.MultiIndex.from_arrays([cust, week])
+    visit, uniques = pd.factorize(visit_key)
+    visit_customer = uniques.get_level_values(0).to_numpy()
+    matrix = sp.csr_matrix(
+        (np.ones(len(visit), np.int8), (visit, lines[C.PRODUCT_IDX].to_numpy())),
+        shape=(len(uniques), dataset.n_products),
+    )
+    matrix.data[:] = 1
+    return VisitLift(matrix, labels[visit_customer], int(labels.max()) + 1)
+
+
+def purchase_shares(
+    dataset: Dataset, segment_labels: np.ndarray, shrinkage: float = 20.0,
+    visits: VisitLift | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(S × P shrunk share of segment visits including each product, (P,) overall share)."""
+    visits = visits or segment_visits(dataset, segment_labels)
+    counts = visits.single_counts()
+    n_visits = visits.n_visits
     overall = (counts.sum(0) + 0.5) / (n_visits.sum() + 1.0)
     share = (counts + shrinkage * overall[None, :]) / (n_visits[:, None] + shrinkage)
     return share, overall
@@ -355,7 +386,9 @@ def calibrate_demand(
             response["sigma"],
             base_take,
         )
-    share, overall = purchase_shares(dataset, segment_labels, config.share_shrinkage)
+    visits = segment_visits(dataset, segment_labels)
+    visits.shrinkage = config.share_shrinkage
+    share, overall = purchase_shares(dataset, segment_labels, config.share_shrinkage, visits)
     lo, hi = config.take_rate_bounds
     take = np.clip(base_take * (share / overall[None, :]) ** config.share_weight, lo, hi)
     interest = np.clip(share / take, 0.0, 1.0)
@@ -374,6 +407,7 @@ def calibrate_demand(
         sigma_source=sigma_source,
         cost_source=np.where(known, COST_FROM_DATA, COST_ASSUMED).astype(object),
         interest=interest,
+        lift=visits if config.joint_interest else None,
     )
     return model.with_take_rate(take)
 
@@ -430,3 +464,33 @@ def month_index(dataset: Dataset, index: pd.DataFrame, month: int) -> np.ndarray
     """(P,) seasonal index of each product's category for ``month`` (1 where unknown)."""
     cats = dataset.products[C.CATEGORY]
     return cats.map(index[month]).fillna(1.0).to_numpy(float)
+
+
+def interest_fit(model: DemandModel, items: Sequence[Sequence[int]], segments: Sequence[int],
+                 synergy: float | Sequence[float] = 0.0, n_customers: int = 20_000,
+                 seed: int = 0) -> pd.DataFrame:
+    """How well the calibrated market reproduces the data, per bundle: the share of
+    the segment's visits buying all of its products (observed, simulated with the
+    model's interest, and simulated with interest drawn independently) and the
+    mean share buying each product (observed and simulated), no bundle offered."""
+    from engine.pricing.simulate import prepare_choices
+
+    if model.lift is None:
+        raise ValueError("the demand model has no visit data (joint_interest is off)")
+    market = model.market()
+    joint = prepare_choices(market, items, segments, synergy, n_customers, seed).bought_shares()
+    alone = prepare_choices(replace(market, lift=None), items, segments, synergy, n_customers,
+                            seed).bought_shares()
+    rows = []
+    for b, (bundle, seg) in enumerate(zip(items, segments, strict=True)):
+        k = len(bundle)
+        singles = [model.lift.shares([i])[seg] for i in bundle]
+        rows.append({
+            "bundle": b, "segment": int(seg), "products": k,
+            "observed_all": float(model.lift.shares(bundle)[seg]),
+            "simulated_all": float(joint[b, -1]),
+            "independent_all": float(alone[b, -1]),
+            "observed_single": float(np.mean(singles)),
+            "simulated_single": float(joint[b, :k].mean()),
+        })
+    return pd.DataFrame(rows)

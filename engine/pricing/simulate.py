@@ -1,20 +1,25 @@
 """Vectorised Monte-Carlo market for mixed bundling.
 
 Each bundle is offered to the simulated visitors of its segment. A visitor is
-in the market for product i with probability ``interest[s, i]`` (independently
-across products) and then values it at w_i = exp(mu_si + sigma_i * eps_i),
-lognormal; a product they are not in the market for is worth 0 to them. They
-take the option with the largest surplus among: nothing, any single product of
-the bundle, all of them bought separately, and the bundle (worth
-(1 + synergy) * sum w_i). Ties go to the bundle.
+in the market for product i with probability ``interest[s, i]``; with the
+market's ``lift`` that interest is joint (engine/pricing/interest.py: needs for
+subsets of the bundle, so that wanting all of a high-lift pair is as common as
+the data says), without it independent across products. They value a product
+at w_i = exp(mu_si + sigma_i * eps_i), lognormal; a product they are not in the
+market for is worth 0 to them. All of the bundle's products together are worth
+(1 + synergy) * sum w_i, bought as the bundle or separately (synergy is what
+the set is worth beyond its parts, however it is bought). Without the bundle a
+visitor buys each product worth its price to them (surplus is additive), or
+all of them when the set's synergy makes that better; the bundle is taken when
+its surplus is at least that of the best of these. Ties go to the bundle.
 
 Most visitors of a shop want none of a given bundle's products, so only the
-bundle's *audience* is simulated: visitors in the market for at least one of
-its products, a share 1 − Π(1 − interest_i) of the segment. They are drawn
-exactly from the interest model given that condition (the first product of
-interest, then the others independently), and every per-visitor outcome is
-scaled by the audience share. Without ``interest`` every visitor wants every
-product and the audience is the whole segment.
+bundle's *audience* is simulated: visitors with at least one need, a share
+1 − Π(1 − λ_T) of the segment. They are drawn exactly from the interest model
+given that condition (the first need that fires, then the others
+independently), and every per-visitor outcome is scaled by the audience share.
+Without ``interest`` every visitor wants every product and the audience is the
+whole segment.
 
 The draws depend only on (seed, n_customers, n_bundles, max bundle size), are
 drawn once and reused for every price (common random numbers), so a slider
@@ -26,11 +31,13 @@ from __future__ import annotations
 import functools
 import logging
 from collections import OrderedDict
-from collections.abc import Sequence
-from dataclasses import dataclass, fields, replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
 import pandas as pd
+
+from engine.pricing.interest import bundle_needs
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +53,9 @@ class Market:
         units, revenue and profit are per period = per-visitor mean × size.
     interest : (S, P) probability that a visitor of the segment is in the market
         for the product at all; None: every visitor is.
+    lift : joint interest, ``lift(segment, items)`` the lift of being in the market
+        for all of ``items`` over being in it for each independently
+        (``interest.VisitLift`` from the data); None: independent interest.
     """
 
     mu: np.ndarray
@@ -54,6 +64,7 @@ class Market:
     cost: np.ndarray
     segment_size: np.ndarray
     interest: np.ndarray | None = None
+    lift: Callable[[int, Sequence[int]], float] | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         s, p = np.shape(self.mu)
@@ -98,12 +109,13 @@ def uniform_draws(seed: int, n_customers: int, n_bundles: int, size: int) -> np.
 
 
 def audience_draws(q: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Who wants which product, given that they want at least one.
+    """Which needs fire, given that at least one does.
 
-    q : (B, K) interest per bundle slot (0 in padded slots); u : (B, K + 1, n).
-    Returns (wants (B, K, n) bool, audience (B,) = 1 − Π(1 − q)). The first
-    product of interest J has P(J = j | any) = q_j Π_{k<j}(1 − q_k) / audience;
-    products after J are wanted independently with their own q.
+    q : (B, M) rate of each need (a product, or a set of products with joint
+    interest; 0 in padded slots); u : (B, M + 1, n).
+    Returns (fired (B, M, n) bool, audience (B,) = 1 − Π(1 − q)). The first
+    need J that fires has P(J = j | any) = q_j Π_{k<j}(1 − q_k) / audience;
+    needs after J fire independently with their own q.
     """
     q = np.asarray(q, np.float64)
     none_upto = np.cumprod(1.0 - q, axis=1)  # P(no interest in slots 0..j)
@@ -121,15 +133,25 @@ def audience_draws(q: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, np.ndarray
 _AUDIENCES: OrderedDict = OrderedDict()
 
 
-def cached_audience(q: np.ndarray, seed: int, n_customers: int) -> tuple[np.ndarray, np.ndarray]:
-    """``audience_draws`` on the seeded uniforms, kept for the last 4 interest tables:
-    a slider that moves willingness to pay (elasticity) re-draws nothing here."""
+def cached_audience(q: np.ndarray, seed: int, n_customers: int,
+                    family: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Who wants which of each bundle's products, on the seeded uniforms, kept for
+    the last 4 interest tables: a slider that moves willingness to pay
+    (elasticity) re-draws nothing here.
+
+    q : (B, M) need rates; family : (B, M, K) which products each need is for
+    (None: the needs are the products themselves, M = K).
+    Returns (wants (B, K, n) bool, audience (B,)).
+    """
     q = np.ascontiguousarray(q, np.float64)
-    key = (int(seed), int(n_customers), q.shape, q.tobytes())
+    fam = None if family is None else np.ascontiguousarray(family, bool)
+    key = (int(seed), int(n_customers), q.shape, q.tobytes(),
+           None if fam is None else fam.tobytes())
     if key in _AUDIENCES:
         _AUDIENCES.move_to_end(key)
         return _AUDIENCES[key]
-    wants, audience = audience_draws(q, uniform_draws(int(seed), int(n_customers), *q.shape))
+    fired, audience = audience_draws(q, uniform_draws(int(seed), int(n_customers), *q.shape))
+    wants = fired if fam is None else np.einsum("bmk,bmn->bkn", fam, fired) > 0
     wants.setflags(write=False)
     audience.setflags(write=False)
     _AUDIENCES[key] = (wants, audience)
@@ -144,14 +166,26 @@ class Choices:
     bundle price: worth of the bundle and the best alternative to it.
 
     parts_worth : (B, n) sum of the bundle's products' willingness to pay;
-        ``worth`` = (1 + synergy) * parts_worth (``with_synergy`` changes it
-        without new draws).
+        ``worth`` = (1 + synergy) * parts_worth.
+    single_surplus, single_revenue, single_profit, single_units, single_bought :
+        (B, n) of buying, without the bundle and its synergy, each product worth
+        its price (``single_bought`` the bitmask of slots bought); with
+        ``component_price`` and ``component_cost`` (B, K) they give the
+        alternatives for any synergy.
     alt_surplus, alt_revenue, alt_profit, alt_units : (B, n) of the best option
-        without the bundle (nothing when no single purchase has positive surplus).
+        without the bundle: those products, or all of them when the synergy makes
+        the set worth it; ``with_synergy`` recomputes them without new draws.
     """
 
     parts_worth: np.ndarray
     synergy: np.ndarray  # (B,)
+    single_surplus: np.ndarray
+    single_revenue: np.ndarray
+    single_profit: np.ndarray
+    single_units: np.ndarray
+    single_bought: np.ndarray
+    component_price: np.ndarray  # (B, K), 0 in padded slots
+    component_cost: np.ndarray  # (B, K)
     alt_surplus: np.ndarray
     alt_revenue: np.ndarray
     alt_profit: np.ndarray
@@ -161,6 +195,7 @@ class Choices:
     segments: np.ndarray  # (B,)
     segment_size: np.ndarray  # (B,) visitors of the bundle's segment
     audience: np.ndarray | None = None  # (B,) share of the segment simulated; None: all
+    sizes: np.ndarray | None = None  # (B,) products per bundle
 
     @property
     def reach(self) -> np.ndarray:
@@ -178,7 +213,9 @@ class Choices:
 
     def with_synergy(self, synergy: float | Sequence[float]) -> Choices:
         syn = np.broadcast_to(np.asarray(synergy, np.float32), self.synergy.shape).copy()
-        return replace(self, synergy=syn)
+        if np.array_equal(syn, self.synergy):
+            return self
+        return replace(self, synergy=syn, **_best_alternative(self, syn))
 
     def with_segment_size(self, segment_size: np.ndarray) -> Choices:
         """Same draws, new segment mix: ``segment_size`` (S,) visitors per segment."""
@@ -189,6 +226,21 @@ class Choices:
         """(B, n) highest price at which each visitor still takes the bundle."""
         return self.worth - np.maximum(self.alt_surplus, 0.0)
 
+    def bought_shares(self) -> np.ndarray:
+        """(B, K + 1) share of the segment's visitors buying each product of the
+        bundle (alone or with the others) and, last, all of them, when the bundle
+        is not offered (at the component prices): what the data's shares are."""
+        all_surplus = self.worth - self.component_price.sum(axis=1)[:, None]
+        use_all = (all_surplus > self.single_surplus) & (all_surplus > 0)
+        k = self.component_price.shape[1]
+        sizes = np.full(len(self.segments), k) if self.sizes is None else self.sizes
+        out = np.empty((len(self.segments), k + 1))
+        everything = (1 << sizes.astype(np.int64)) - 1
+        for j in range(k):
+            out[:, j] = (use_all | ((self.single_bought >> j) & 1).astype(bool)).mean(axis=1)
+        out[:, k] = (use_all | (self.single_bought == everything[:, None])).mean(axis=1)
+        return out * self.audience_share[:, None]
+
 
 def _pad(bundles: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
     size = max(len(b) for b in bundles)
@@ -198,6 +250,27 @@ def _pad(bundles: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
         items[k, : len(b)] = b
         mask[k, : len(b)] = True
     return items, mask
+
+
+def _interest_draws(market: Market, items: np.ndarray, mask: np.ndarray, seg: np.ndarray,
+                    seed: int, n_customers: int) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """(wants (B, K, n), audience (B,)): independent interest per product, or
+    needs fitted to the market's lift (padded to the largest family)."""
+    if market.interest is None:
+        return None, None
+    interest = np.asarray(market.interest)
+    q = np.where(mask, interest[seg[:, None], items], 0.0)
+    if market.lift is None:
+        return cached_audience(q, seed, n_customers)
+    fitted = [bundle_needs(q[b, mask[b]], market.lift, int(seg[b]), items[b, mask[b]])
+              for b in range(len(items))]
+    m = max(len(rates) for _, rates in fitted)
+    rates = np.zeros((len(items), m))
+    family = np.zeros((len(items), m, items.shape[1]), bool)
+    for b, (fam, r) in enumerate(fitted):
+        rates[b, : len(r)] = r
+        family[b, : len(r), : fam.shape[1]] = fam
+    return cached_audience(rates, seed, n_customers, family)
 
 
 def prepare_choices(
@@ -227,77 +300,79 @@ def prepare_choices(
     sig = np.where(mask, market.sigma[items], 0.0).astype(np.float32)
     p = np.where(mask, prices[items], 0.0).astype(np.float32)
     c = np.where(mask, market.cost[items], 0.0).astype(np.float32)
-    syn = np.broadcast_to(np.asarray(synergy, np.float32), (b,))
-    wants, audience = None, None
-    if market.interest is not None:
-        q = np.where(mask, np.asarray(market.interest)[seg[:, None], items], 0.0)
-        wants, audience = cached_audience(q, seed, n_customers)
+    syn = np.broadcast_to(np.asarray(synergy, np.float32), (b,)).copy()
+    wants, audience = _interest_draws(market, items, mask, seg, seed, n_customers)
 
-    out = {
-        name: np.empty((b, n_customers), np.float32)
-        for name in ("sum_w", "alt", "alt_revenue", "alt_profit", "alt_units")
-    }
+    out = {name: np.empty((b, n_customers), np.float32)
+           for name in ("parts_worth", "single_surplus", "single_revenue", "single_profit",
+                        "single_units")}
+    out["single_bought"] = np.empty((b, n_customers), np.int16)
     # a few bundles at a time keeps the working arrays in cache
     for start in range(0, b, _CHUNK):
         rows = slice(start, min(start + _CHUNK, b))
-        _alternatives(eps[rows], mu[rows], sig[rows], p[rows], c[rows], mask[rows], out, rows,
-                      None if wants is None else wants[rows])
-    sum_w = out["sum_w"]
-    alt, alt_revenue = out["alt"], out["alt_revenue"]
-    alt_profit, alt_units = out["alt_profit"], out["alt_units"]
-    return Choices(
-        parts_worth=sum_w,
-        synergy=np.array(syn),
-        alt_surplus=alt,
-        alt_revenue=alt_revenue,
-        alt_profit=alt_profit,
-        alt_units=alt_units,
+        _singles(eps[rows], mu[rows], sig[rows], p[rows], c[rows],
+                 None if wants is None else wants[rows], {k: v[rows] for k, v in out.items()})
+    choices = Choices(
+        synergy=np.full(b, np.nan, np.float32),
+        component_price=p,
+        component_cost=c,
+        **out,
+        alt_surplus=None, alt_revenue=None, alt_profit=None, alt_units=None,
         bundle_cost=c.sum(axis=1).astype(np.float64),
         list_total=(market.list_price[items] * mask).sum(axis=1),
         segments=seg,
         segment_size=np.asarray(market.segment_size, float)[seg],
         audience=audience,
+        sizes=mask.sum(axis=1),
     )
+    return choices.with_synergy(syn)
 
 
 _CHUNK = 4
 
 
-def _alternatives(eps, mu, sig, p, c, mask, out, rows, wants=None) -> None:
-    """Worth of the parts and the best option without the bundle, for a few bundles;
-    ``wants`` (bundles, K, n): products a visitor is in the market for (else worth 0)."""
-    shape = (eps.shape[0], eps.shape[2])
-    # one (bundles, n) slice per slot keeps every operation contiguous
-    sum_w = np.zeros(shape, np.float32)
-    best = np.full(shape, -np.inf, np.float32)
-    rev_single = np.zeros(shape, np.float32)  # price of the best single product
-    cost_single = np.zeros(shape, np.float32)
+def _singles(eps, mu, sig, p, c, wants, out) -> None:
+    """Worth of the parts and what buying each product worth its price brings,
+    for a few bundles; ``wants`` (bundles, K, n): products a visitor is in the
+    market for (the others are worth 0 to them)."""
+    shape = out["parts_worth"].shape
+    for name in ("parts_worth", "single_surplus", "single_revenue", "single_profit",
+                 "single_units", "single_bought"):
+        out[name][...] = 0
     w = np.empty(shape, np.float32)
-    better = np.empty(shape, bool)
+    buys = np.empty(shape, bool)
+    # one (bundles, n) slice per slot keeps every operation contiguous
     for k in range(eps.shape[1]):
         np.multiply(eps[:, k, :], sig[:, k, None], out=w)
         w += mu[:, k, None]
         np.exp(w, out=w)
         if wants is not None:
             w *= wants[:, k, :]
-        sum_w += w
-        w -= p[:, k, None]  # surplus of buying product k alone
-        np.greater(w, best, out=better)
-        np.maximum(best, w, out=best)
-        np.copyto(rev_single, p[:, k, None], where=better)
-        np.copyto(cost_single, c[:, k, None], where=better)
-    all_surplus = sum_w - p.sum(axis=1)[:, None]
-    use_all = all_surplus > best
-    alt = np.maximum(all_surplus, best)
-    buys = alt > 0
-    k = mask.sum(axis=1).astype(np.float32)[:, None]
-    np.copyto(rev_single, p.sum(1)[:, None], where=use_all)
-    np.copyto(cost_single, c.sum(1)[:, None], where=use_all)
-    out["sum_w"][rows] = sum_w
-    out["alt"][rows] = alt
-    out["alt_revenue"][rows] = rev_single * buys
-    out["alt_profit"][rows] = (rev_single - cost_single) * buys
-    out["alt_units"][rows] = np.where(use_all, k, np.float32(1.0)) * buys
+        out["parts_worth"] += w
+        w -= p[:, k, None]  # surplus of buying product k
+        np.greater(w, 0.0, out=buys)
+        out["single_surplus"] += np.maximum(w, 0.0)
+        out["single_revenue"] += buys * p[:, k, None]
+        out["single_profit"] += buys * (p[:, k, None] - c[:, k, None])
+        out["single_units"] += buys
+        out["single_bought"] |= buys.astype(np.int16) << k
+
+
+def _best_alternative(choices: Choices, synergy: np.ndarray) -> dict:
+    """alt_surplus, alt_revenue, alt_profit, alt_units (B, n): the products worth
+    their price, or all of them when their synergy (worth (1 + synergy) times
+    the sum, however bought) makes the whole set better."""
+    syn = np.asarray(synergy, np.float32)[:, None]
+    p, c = choices.component_price, choices.component_cost
+    all_surplus = (np.float32(1.0) + syn) * choices.parts_worth - p.sum(axis=1)[:, None]
+    use_all = all_surplus > choices.single_surplus
+    k = np.asarray(choices.sizes, np.float32)[:, None]
+    return {
+        "alt_surplus": np.maximum(all_surplus, choices.single_surplus),
+        "alt_revenue": np.where(use_all, p.sum(axis=1)[:, None], choices.single_revenue),
+        "alt_profit": np.where(use_all, (p - c).sum(axis=1)[:, None], choices.single_profit),
+        "alt_units": np.where(use_all, k, choices.single_units),
+    }
 
 
 @dataclass(frozen=True)
