@@ -11,9 +11,16 @@ against known answers:
 * a considered product is bought when the lognormal willingness to pay
   w = exp(mu[s, i] + sigma[i] * eps), eps ~ N(0, 1) drawn per occasion, is at
   least the current price (list price less any promotion that week);
-* planted complements: when a member of a planted pair/triple is bought, each
-  partner is considered in the same order with high probability (bought
-  subject to its own willingness to pay);
+* planted groups (pairs and triples) in two regimes. At a visit of one of the
+  group's fan segments the visitor *needs* the group with probability
+  ``need_rate``: every member is considered in that visit (joint interest).
+  *Joint interest* groups are then bought member by member, each when its own
+  willingness to pay reaches its price: wanting both is the only reason they
+  sell together, so a bundle discount wins visitors who value the set but not
+  each part at its price. *Synergy* groups are worth (1 + ``synergy``) times
+  the sum of their members' willingness to pay when bought whole, so the set
+  sells whole when that pays, and a promotion on one member raises the sales
+  of the others (the cross-price response that tells the regimes apart);
 * planted substitutes: when one of a substitute pair is considered the other
   usually is too, and at most one of the two is bought (largest surplus);
 * a little additive dirt (returns, cancelled orders, postage lines, guest
@@ -26,6 +33,7 @@ Run ``python -m engine.sample_market --out sample_data --seed 7``.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import logging
 import sys
@@ -535,7 +543,8 @@ PLANTED: tuple[tuple[str, str, str, str, float], ...] = (
     ),
 )
 
-# (members, segments whose taste they are in)
+# (members, segments whose taste they are in); REGIMES below says which groups
+# have synergy (the rest: joint interest only)
 PLANTED_PAIRS: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = (
     (("espresso", "frother"), ("coffee lovers", "home cooks")),
     (("french_press", "coarse_ground"), ("coffee lovers",)),
@@ -553,6 +562,20 @@ PLANTED_TRIPLES: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = (
     (("watercolour_set", "watercolour_paper", "brushes"), ("parents",)),
     (("diffuser", "diffuser_refill", "essential_oils"), ("wellness",)),
 )
+SYNERGY = "synergy"
+JOINT_INTEREST = "joint_interest"
+# the set is worth more whole: a frother needs an espresso, a refill a diffuser
+SYNERGY_GROUPS = frozenset({
+    ("espresso", "frother"), ("french_press", "coarse_ground"), ("sourdough_kit", "banneton"),
+    ("watering_can", "tomato_seeds"), ("bt_speaker", "speaker_case"),
+    ("diffuser", "diffuser_refill", "essential_oils"),
+})
+
+
+def regime(members: tuple[str, ...]) -> str:
+    return SYNERGY if tuple(members) in SYNERGY_GROUPS else JOINT_INTEREST
+
+
 SUBSTITUTES: tuple[tuple[str, str], ...] = tuple(
     (f"{k}_a", f"{k}_b")
     for k in ("dripper", "kettle", "mat", "candle", "notebook", "earbuds", "blocks", "gel")
@@ -594,8 +617,10 @@ class MarketConfig:
     take_rate_other: float = 0.3
     take_rate_logit_sd: float = 0.4  # spread of take rates across products
     planted_affinity: float = 0.3  # extra log weight of planted products in their segments
-    planted_take_rate: float = 0.7  # P(w >= list) of planted products in their segments
-    complement_prob: float = 0.85  # partner considered in the same order when one is bought
+    joint_take_rate: float = 0.45  # P(w >= list) of joint-interest members in fan segments
+    synergy_take_rate: float = 0.35  # P(w >= list) of synergy members in fan segments
+    need_rate: float = 0.08  # P(a fan segment's visit needs the group: all members considered)
+    synergy: float = 0.4  # a synergy group bought whole is worth this much more
     substitute_prob: float = 0.9  # the other substitute is considered too
     sigma_range: tuple[float, float] = (0.25, 0.6)
     cost_share_range: tuple[float, float] = (0.35, 0.7)
@@ -699,8 +724,8 @@ def _tastes(cfg: MarketConfig, products: pd.DataFrame, rng: np.random.Generator)
             for m in members:
                 affinity[s, key_pos[m]] = max(affinity[s, key_pos[m]], cfg.affinity_liked[0])
                 affinity[s, key_pos[m]] += cfg.planted_affinity
-                pt = cfg.planted_take_rate
-                logit[s, key_pos[m]] = max(logit[s, key_pos[m]], np.log(pt / (1 - pt)))
+                pt = cfg.synergy_take_rate if regime(members) == SYNERGY else cfg.joint_take_rate
+                logit[s, key_pos[m]] = np.log(pt / (1 - pt))
     q = 1 / (1 + np.exp(-logit))  # P(w >= list price)
     sigma = np.round(rng.uniform(*cfg.sigma_range, size=n_p), 3)
     # P(w >= p) = 1 - Phi((log p - mu) / sigma) = q  =>  mu = log p + sigma * Phi^-1(q)
@@ -781,11 +806,49 @@ def _expand(v, p, src, dst, prob, rng):
 
 
 def _decide(v, p, visit_seg, week, mu, sigma, price_pw, rng):
-    """Willingness to pay per occasion; returns (bought mask, surplus, price paid)."""
+    """Willingness to pay per occasion; returns (bought mask, surplus, price paid, w)."""
     eps = rng.standard_normal(len(v))
     w = np.exp(mu[visit_seg[v], p] + sigma[p] * eps)
     price = price_pw[p, week[v]]
-    return w >= price, w - price, price
+    return w >= price, w - price, price, w
+
+
+def _needs(cfg, products, visit_seg, rng):
+    """(visit, product) for every member of each planted group a visit needs: a
+    visit of one of the group's fan segments needs it with ``need_rate``."""
+    pos = {k: i for i, k in enumerate(products["key"]) if k}
+    seg_names = list(SEGMENTS)
+    vs, ps = [], []
+    for members, segs in PLANTED_PAIRS + PLANTED_TRIPLES:
+        fans = np.isin(visit_seg, [seg_names.index(x) for x in segs])
+        need = np.flatnonzero(fans & (rng.random(len(visit_seg)) < cfg.need_rate))
+        for m in members:
+            vs.append(need)
+            ps.append(np.full(len(need), pos[m], np.int64))
+    return np.concatenate(vs), np.concatenate(ps)
+
+
+def _decide_sets(cfg, products, v, p, w, price, bought) -> None:
+    """A synergy group considered whole in a visit is bought as the visitor's best
+    option of nothing, one member alone, or all of them (worth (1 + synergy) times
+    the sum); ``bought`` is updated in place."""
+    pos = {k: i for i, k in enumerate(products["key"]) if k}
+    for members, _ in PLANTED_PAIRS + PLANTED_TRIPLES:
+        if regime(members) != SYNERGY:
+            continue
+        ids = [pos[m] for m in members]
+        rows = [pd.Series(np.flatnonzero(p == i), index=v[p == i]) for i in ids]
+        whole = pd.concat(rows, axis=1, join="inner").to_numpy()  # (visits, members)
+        if not len(whole):
+            continue
+        surplus = w[whole] - price[whole]
+        all_surplus = (1 + cfg.synergy) * w[whole].sum(axis=1) - price[whole].sum(axis=1)
+        best = surplus.max(axis=1)
+        take_all = (all_surplus > best) & (all_surplus > 0)
+        alone = ~take_all & (best > 0)
+        pick = surplus.argmax(axis=1)
+        choice = take_all[:, None] | (alone[:, None] & (np.arange(len(ids)) == pick[:, None]))
+        bought[whole.ravel()] = choice.ravel()
 
 
 def _dedupe(v, p, *rest):
@@ -818,22 +881,15 @@ def _simulate(cfg, products, mu, sigma, affinity, segment, rng):
     )
     price_pw = np.round(products[PRICE].to_numpy()[:, None] * (1 - promo), 2)
 
-    # base considerations, plus the substitute of a considered substitute
+    # base considerations, the substitute of a considered substitute, and the
+    # planted groups a visit needs (every member considered)
     v, p = _consider(cfg, v_seg, v_month, probs_sm, rng)
     sub_src, sub_dst = _partner_table(products, SUBSTITUTES)
     v2, p2 = _expand(v, p, sub_src, sub_dst, cfg.substitute_prob, rng)
-    v, p = _dedupe(np.concatenate([v, v2]), np.concatenate([p, p2]))
-    bought, surplus, paid = _decide(v, p, v_seg, v_week, mu, sigma, price_pw, rng)
-
-    # complements of what was bought are considered in the same order (one round)
-    comp_src, comp_dst = _partner_table(products, [m for m, _ in PLANTED_PAIRS + PLANTED_TRIPLES])
-    v3, p3 = _expand(v[bought], p[bought], comp_src, comp_dst, cfg.complement_prob, rng)
-    already = np.isin(v3.astype(np.int64) * 100_000 + p3, v.astype(np.int64) * 100_000 + p)
-    v3, p3 = _dedupe(v3[~already], p3[~already])
-    b3, s3, paid3 = _decide(v3, p3, v_seg, v_week, mu, sigma, price_pw, rng)
-    v, p = np.concatenate([v, v3]), np.concatenate([p, p3])
-    bought = np.concatenate([bought, b3])
-    surplus, paid = np.concatenate([surplus, s3]), np.concatenate([paid, paid3])
+    v3, p3 = _needs(cfg, products, v_seg, rng)
+    v, p = _dedupe(np.concatenate([v, v2, v3]), np.concatenate([p, p2, p3]))
+    bought, surplus, paid, w = _decide(v, p, v_seg, v_week, mu, sigma, price_pw, rng)
+    _decide_sets(cfg, products, v, p, w, paid, bought)
 
     # considerations per segment x product: all, and those made at the list price
     considered = np.zeros((2, len(SEGMENTS), len(products)), dtype=np.int64)
@@ -1033,6 +1089,9 @@ def generate_market(
         d = {"products": ids, "names": [id_to_name[i] for i in ids]}
         if segs is not None:
             d["segments"] = list(segs)
+            d["regime"] = regime(members)
+            d["synergy"] = cfg.synergy if regime(members) == SYNERGY else 0.0
+            d["need_rate"] = cfg.need_rate
         return d
 
     q = 1 - ndtr((np.log(products[PRICE].to_numpy())[None, :] - mu) / sigma[None, :])
@@ -1068,7 +1127,7 @@ def generate_market(
             "probability": _round_list(_consideration_probs(affinity, 0.0), 6),
             "per_visit": f"1 + Poisson({cfg.considered_per_visit})",
             "visits_per_month": cfg.visits_per_month,
-            "complement_prob": cfg.complement_prob,
+            "need_rate": cfg.need_rate,
             "substitute_prob": cfg.substitute_prob,
             "counts": considered[0].tolist(),
             "counts_at_list_price": considered[1].tolist(),
@@ -1150,6 +1209,75 @@ def wtp_parameters(ground_truth: dict) -> tuple[np.ndarray, np.ndarray, np.ndarr
     sigma = np.asarray(wtp["sigma"], dtype=float)
     sizes = np.array([s["size"] for s in ground_truth["segments"]], dtype=np.int64)
     return mu, sigma, sizes
+
+
+def base_interest(ground_truth: dict) -> np.ndarray:
+    """(S, P) probability that a visit considers each product by its own draws
+    (1 + Poisson(λ) draws from the segment's taste), before any planted need."""
+    prob = np.asarray(ground_truth["consideration"]["probability"], float)
+    lam = float(ground_truth["params"]["considered_per_visit"])
+    return 1.0 - (1.0 - prob) * np.exp(-lam * prob)
+
+
+class PlantedLift:
+    """The true joint interest of the sample market, as ``Market.lift``: base
+    considerations independent, each planted group's fan-segment visits needing
+    the whole group with its ``need_rate``."""
+
+    def __init__(self, ground_truth: dict) -> None:
+        self.base = base_interest(ground_truth)
+        pos = {pid: i for i, pid in enumerate(ground_truth["wtp"]["product_ids"])}
+        seg = {name: i for i, name in enumerate(ground_truth["wtp"]["segments"])}
+        self.groups = [
+            (frozenset(pos[x] for x in g["products"]), {seg[x] for x in g["segments"]},
+             float(g["need_rate"]))
+            for g in ground_truth["planted_pairs"] + ground_truth["planted_triples"]
+        ]
+
+    def none_of(self, segment: int, items) -> float:
+        """P(a visit of ``segment`` is in the market for none of ``items``)."""
+        items = set(int(i) for i in items)
+        out = float(np.prod(1.0 - self.base[segment, sorted(items)]))
+        for members, fans, rate in self.groups:
+            if segment in fans and members & items:
+                out *= 1.0 - rate
+        return out
+
+    def interest(self) -> np.ndarray:
+        """(S, P) probability of being in the market for each product."""
+        n_s, n_p = self.base.shape
+        return np.array([[1.0 - self.none_of(s, [i]) for i in range(n_p)] for s in range(n_s)])
+
+    def all_of(self, segment: int, items) -> float:
+        items = [int(i) for i in items]
+        total = 1.0
+        for r in range(1, len(items) + 1):
+            for w in itertools.combinations(items, r):
+                total += (-1) ** r * self.none_of(segment, w)
+        return total
+
+    def __call__(self, segment: int, items) -> float:
+        indep = float(np.prod([1.0 - self.none_of(segment, [i]) for i in items]))
+        return self.all_of(segment, items) / indep if indep > 0 else 1.0
+
+
+def true_market(ground_truth: dict, list_price: np.ndarray, cost: np.ndarray):
+    """The engine's ``Market`` of the sample shop's true demand: planted willingness
+    to pay, interest (joint for the planted groups); with ``true_synergy``."""
+    from engine.pricing.simulate import Market as SimMarket
+
+    mu, sigma, sizes = wtp_parameters(ground_truth)
+    lift = PlantedLift(ground_truth)
+    return SimMarket(mu, sigma, np.asarray(list_price, float), np.asarray(cost, float),
+                     sizes.astype(float), interest=lift.interest(), lift=lift)
+
+
+def true_synergy(ground_truth: dict, bundle: Sequence[str]) -> float:
+    """Synergy of a bundle (product ids): its planted group's, if it is one."""
+    for g in ground_truth["planted_pairs"] + ground_truth["planted_triples"]:
+        if set(g["products"]) == set(bundle):
+            return float(g.get("synergy", 0.0))
+    return 0.0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

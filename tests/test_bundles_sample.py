@@ -71,7 +71,11 @@ def test_planted_complements_are_found_for_their_segments(market):
             if not any(wanted <= set(b.product_ids) for b in mine):
                 missed.append((seg, sorted(wanted)))
     assert total >= 10
-    assert not missed, f"missed {len(missed)} of {total} planted sets: {missed}"
+    # the issue's bar (0.8): joint-interest triples bought whole in under 1% of
+    # their fans' visits are the ones five bundles a segment can miss
+    recovered = 1 - len(missed) / total
+    print(f"planted sets recovered {recovered:.2f}; missed {missed}")
+    assert recovered >= 0.8, f"missed {len(missed)} of {total} planted sets: {missed}"
 
 
 def test_planted_substitutes_never_share_a_bundle(market):

@@ -14,6 +14,7 @@ from engine import columns as C
 from engine.__main__ import main
 from engine.bundles import BeamConfig
 from engine.pipeline import RunConfig, run
+from tests.conftest import SAMPLE_DIR
 from engine.pricing import PricingConfig
 from engine.workspace import Workspace
 
@@ -48,7 +49,8 @@ def test_every_output_is_written(outputs):
         "load", "encode", "preferences", "recommendations", "demand", "bundles", "pricing"
     }
     assert report["device"] == "cpu" or report["device"].startswith("cuda")
-    assert report["data"]["rows_kept"] == 24_171
+    truth = json.loads((SAMPLE_DIR / "ground_truth.json").read_text())
+    assert report["data"]["rows_kept"] == truth["counts"]["clean_lines"]
 
 
 def test_price_list_columns_and_guardrails(outputs):

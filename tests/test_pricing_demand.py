@@ -13,10 +13,7 @@ from scipy.stats import norm
 from engine.data.dataset import Dataset
 from engine.data.load import load_files
 from engine.pricing import (
-    Market,
     PricingConfig,
-    evaluate,
-    optimise_prices,
     prepare_choices,
     price_bundles,
 )
@@ -34,7 +31,7 @@ from engine.pricing.demand import (
     seasonal_index,
     sigma_from_elasticity,
 )
-from engine.sample_market import true_segment_labels, wtp_parameters
+from engine.sample_market import true_segment_labels
 
 
 def _clean_lines(sample_dir) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -116,58 +113,6 @@ def _planted_bundles(truth, dataset):
             bundles.append(idx)
             segments.append(names.index(seg))
     return bundles, segments
-
-
-def true_interest(truth) -> np.ndarray:
-    """(S, P) chance that a visit of the sample market considers each product: a visit
-    draws 1 + Poisson(λ) products from the segment's consideration probabilities p,
-    so P(considered) = 1 − (1 − p)·exp(−λ p). (Planted partners are considered more
-    often still; left out, which only makes the judge stricter on them.)"""
-    p = np.asarray(truth["consideration"]["probability"], float)
-    lam = truth["params"]["considered_per_visit"]
-    return 1.0 - (1.0 - p) * np.exp(-lam * p)
-
-
-def test_estimated_prices_earn_95pct_of_true_wtp_prices(sample):
-    """Prices from the order lines against prices from the generator's own demand,
-    both judged in the true market (true interest and willingness to pay)."""
-    dataset, truth, labels = sample
-    mu, sigma, sizes = wtp_parameters(truth)
-    true_market = Market(
-        mu,
-        sigma,
-        dataset.products["price"].to_numpy(float),
-        dataset.products["cost"].to_numpy(float),
-        sizes.astype(float),
-        interest=true_interest(truth),
-    )
-    est_market = calibrate_demand(dataset, labels).market()
-    bundles, segments = _planted_bundles(truth, dataset)
-    cfg = PricingConfig(max_discount=0.4, margin_floor=0.05, n_customers=20_000, seed=1)
-
-    def prices(market):
-        choices = prepare_choices(market, bundles, segments, n_customers=cfg.n_customers, seed=1)
-        return np.array([r.price for r in optimise_prices(choices, cfg)])
-
-    judge = prepare_choices(true_market, bundles, segments, n_customers=50_000, seed=99)
-    no_bundles = evaluate(judge, np.full(len(bundles), 1e30)).totals["profit"].iloc[0]
-
-    def profit(market) -> float:
-        """What the bundles add to the profit of selling the products alone: the part
-        the bundle prices decide (the singles' profit would dilute any gap)."""
-        return evaluate(judge, prices(market)).totals["profit"].iloc[0] - no_bundles
-
-    best, est = profit(true_market), profit(est_market)
-    print(f"profit with estimated prices / true-demand prices: {est / best:.4f}")
-    assert est >= 0.95 * best, (est, best)
-    # the bar has teeth: willingness to pay underrated 2-fold, or every visitor
-    # taken to be in the market for every product, both fall short of it
-    low = replace(est_market, mu=est_market.mu - np.log(2.0))
-    everyone = replace(est_market, interest=None)
-    print(f"underrated / true: {profit(low) / best:.4f}; "
-          f"everyone interested / true: {profit(everyone) / best:.4f}")
-    assert profit(low) < 0.95 * best
-    assert profit(everyone) < 0.95 * best
 
 
 def test_simulated_purchase_shares_match_the_data(sample):

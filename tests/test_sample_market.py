@@ -193,13 +193,16 @@ def test_take_rate_matches_wtp(lines, products, gt):
 
     P(w >= p) = 1 - Phi((log p - mu) / sigma) is computed here from the documented
     mu and sigma, per segment, for the popular products outside the substitute pairs
-    (where a bought product may be dropped for its substitute).
+    (where a bought product may be dropped for its substitute) and the synergy
+    groups (bought whole when the set pays, not by each member's own worth).
     """
     mu, sigma, _ = wtp_parameters(gt)
     n = np.asarray(gt["consideration"]["counts_at_list_price"])
     list_price = products["price"].to_numpy()
     pos = {p: i for i, p in enumerate(products["product_id"])}
     subs = {p for g in gt["substitutes"] for p in g["products"]}
+    subs |= {p for g in gt["planted_pairs"] + gt["planted_triples"] if g["regime"] == "synergy"
+             for p in g["products"]}
     at_list = lines[
         np.isclose(
             lines["unit_price"], lines["product_id"].map(products.set_index("product_id")["price"])
