@@ -74,10 +74,12 @@ def simulator() -> None:
                          help="Changes the demand model, so the bundles are chosen again")
     elasticity = mid.slider("Elasticity at list price", 0.5, 6.0, float(demand.elasticity), 0.1,
                             key="pricing_elasticity_widget", disabled=not use_e)
-    syn_auto = right.checkbox("Synergy from co-purchase lift", value=demand.synergy is None,
+    syn_auto = right.checkbox("No synergy unless I set it", value=demand.synergy is None,
                               key="pricing_synergy_auto_widget",
-                              help="Changes what a bundle is worth, so the bundles are chosen "
-                              "again")
+                              help="Co-purchase lift is read as joint interest (the same "
+                              "visitors want both), not as a set worth more than its parts. "
+                              "Set a synergy when you know the set is worth more whole; it "
+                              "changes what a bundle is worth, so the bundles are chosen again")
     synergy = right.slider("Synergy %", 0, 30, round(100 * (demand.synergy or 0.05)),
                            key="pricing_synergy_widget", disabled=syn_auto)
     month = right.selectbox("Season", list(range(13)), index=config.season.month,
@@ -132,6 +134,20 @@ def simulator() -> None:
         "discount %": num(format="%.1f"), "take rate": num(format="%.3f"),
         "profit": num(format="%.0f"), "singles lost": num(format="%.0f"),
     })
+    with st.expander("Where demand comes from: bundles bought whole in the data and in the "
+                     "simulation"):
+        fit = up.share_fit(pipeline.scenario_key(ds, config), model, found, config,
+                           tuple(labels))
+        if fit is not None:
+            pct = fit.copy()
+            for col in [c for c in pct if c.endswith("%")]:
+                pct[col] = 100 * pct[col]
+            st.plotly_chart(up.share_fit_figure(pct), key="pricing_share_fit")
+            st.dataframe(pct, hide_index=True, width="stretch", key="pricing_share_fit_table",
+                         column_config={c: num(format="%.2f") for c in pct if c.endswith("%")})
+            st.caption("Visitors who want one product of a bundle often want the others too: "
+                       "the market draws their interest jointly so that the simulated share "
+                       "buying all of a bundle matches the data's, as the single shares do.")
     st.page_link("app_pages/5_export.py", icon=":material/download:",
                  label="Download this scenario's price list (CSV, Excel, JSON) and the offers "
                  "per customer on the Export page")

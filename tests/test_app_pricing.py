@@ -109,6 +109,26 @@ def test_cannibalisation_chart_and_demand_sources_are_shown(page):
     assert len(sources) == 300 and {"cost", "cost_source", "name"} <= set(sources.columns)
 
 
+def test_pair_share_fit_is_shown_and_joint_interest_matches_the_data(page):
+    """"Where demand comes from": per bundle, the share of its segment's visits
+    buying all of it in the data and in the simulation; joint interest lands near
+    the data, independent interest far under it."""
+    page.switch_page(PAGE).run()
+    assert not page.exception, [e.value for e in page.exception]
+    ids = [c.proto.id for c in page.get("plotly_chart")]
+    assert any("pricing_share_fit" in i for i in ids)
+    fit = next(d.value for d in page.dataframe if "data: all %" in d.value.columns)
+    run = page.session_state["pricing_run"]
+    assert len(fit) == len(run.results)
+    # bundles the search builds from affinity may never have sold whole: no ratio
+    seen = fit[fit["data: all %"] > 0]
+    assert len(seen) >= len(fit) / 2
+    observed, joint = seen["data: all %"], seen["simulated: all %"]
+    print((joint / observed).describe())
+    assert (joint / observed).median() == pytest.approx(1.0, abs=0.25)
+    assert (seen["if independent: all %"] / observed).median() < 0.5
+
+
 def test_read_observed_names_an_unreadable_file():
     from engine.errors import DataValidationError
     from engine.pricing.adjust import read_observed

@@ -25,7 +25,7 @@ import streamlit as st
 from engine import columns as C
 from engine.data.dataset import Dataset
 from engine.pipeline import BundleSet, RunConfig, Segments
-from engine.pricing import DemandModel, PricingRun, adjust_prices, price_curve
+from engine.pricing import DemandModel, PricingRun, adjust_prices, interest_fit, price_curve
 from engine.pricing.adjust import read_observed
 from engine.pricing.simulate import Choices, evaluate
 from ui import pipeline
@@ -91,6 +91,39 @@ def moves_frame(moves: pd.DataFrame, ids: Sequence[str], labels: Sequence[str]) 
 
 
 # --- figures (pure functions of results) ----------------------------------------------
+
+
+@st.cache_data(show_spinner="Comparing the simulated shares with the data…", max_entries=8)
+def share_fit(key: tuple, _model: DemandModel, _found: BundleSet, _config: RunConfig,
+              labels: tuple[str, ...]) -> pd.DataFrame | None:
+    """Per bundle: share of its segment's visits buying all of it, in the data and
+    in the simulation (joint and independent interest), and the single shares."""
+    del key
+    if _model.lift is None:
+        return None
+    fit = interest_fit(_model, _found.items, _found.segments, _found.synergy,
+                       _config.pricing.n_customers, _config.pricing.seed)
+    fit["bundle"] = list(labels)
+    return fit.drop(columns=["segment"]).rename(columns={
+        "products": "products", "observed_all": "data: all %",
+        "simulated_all": "simulated: all %", "independent_all": "if independent: all %",
+        "observed_single": "data: each %", "simulated_single": "simulated: each %"})
+
+
+def share_fit_figure(fit: pd.DataFrame) -> go.Figure:
+    """Simulated against observed share buying the whole bundle, joint and
+    independent interest; on the diagonal the market reproduces the data."""
+    fig = go.Figure()
+    top = float(fit[["data: all %", "simulated: all %"]].to_numpy().max() or 1.0)
+    fig.add_scatter(x=[0, top], y=[0, top], mode="lines", name="data = simulation",
+                    line={"color": MUTED, "dash": "dot"})
+    fig.add_scatter(x=fit["data: all %"], y=fit["simulated: all %"], mode="markers",
+                    name="joint interest (used)", text=fit["bundle"], marker={"color": ACCENT})
+    fig.add_scatter(x=fit["data: all %"], y=fit["if independent: all %"], mode="markers",
+                    name="independent interest", text=fit["bundle"], marker={"color": SECOND})
+    fig.update_xaxes(title="share of the segment's visits buying all of it: data (%)")
+    fig.update_yaxes(title="simulated (%)")
+    return _style(fig, "Where demand comes from: bundles bought whole, data vs simulation")
 
 
 def _style(fig: go.Figure, title: str, height: int = 360) -> go.Figure:
