@@ -14,9 +14,9 @@ from engine import columns as C
 from engine.__main__ import main
 from engine.bundles import BeamConfig
 from engine.pipeline import RunConfig, run
-from tests.conftest import SAMPLE_DIR
 from engine.pricing import PricingConfig
 from engine.workspace import Workspace
+from tests.conftest import SAMPLE_DIR
 
 FILES = ["order_lines.csv", "products.csv", "customers.csv"]
 # smaller simulations than the defaults keep the test quick; the code path is the same
