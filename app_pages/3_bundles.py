@@ -47,7 +47,15 @@ with st.form("bundles_form"):
                              key="bundles_size_widget")
     beam_width = mid.slider("Beam width", 1, 50, beam.beam_width, key="bundles_beam_widget",
                             help="Partial bundles kept at each step")
-    n_bundles = mid.slider("Bundles per segment", 1, 10, beam.n_bundles, key="bundles_n_widget")
+    n_bundles = mid.slider("Most bundles per segment", 1, 20, beam.n_bundles,
+                           key="bundles_n_widget",
+                           help="A segment gets bundles while the next one pays, at most this many")
+    min_added = mid.number_input(
+        "Least profit a bundle must add per period", 0.0, 1e9, float(beam.min_added_profit),
+        1.0, key="bundles_min_added_widget",
+        help="Its own gain over the singles at its best price, less what it takes from the "
+        "segment's bundles chosen before it (simulated)",
+    )
     min_lift = right.number_input(
         "Minimum complementarity (lift, 0 = off)", 0.0, 20.0,
         float(beam.min_complementarity or 0.0), 0.1, key="bundles_min_lift_widget",
@@ -86,6 +94,7 @@ if submitted:
     try:
         chosen = dataclasses.replace(
             beam, kmin=kmin, kmax=kmax, beam_width=beam_width, n_bundles=n_bundles,
+            min_added_profit=float(min_added),
             anchor=tuple(anchor), exclude=tuple(exclude), one_per_category=one_per_category,
             in_stock_only=in_stock_only, min_complementarity=min_lift or None,
             min_affinity_ratio=min_liking or None, text_substitutes=use_text,
@@ -130,7 +139,11 @@ def card(i: int, b, bundle_id: str) -> None:
         c2.metric("Profit per visitor", f"{ub.profit_per_visitor(b, inputs):,.3f}",
                   help="What offering the bundle at its best price adds to the profit "
                   "of the singles, per visitor of the segment (simulated)")
-        c2.metric("Score", f"{b.total:.3f}", help="Weighted sum of the terms; the ranking")
+        if b.added_profit is not None:
+            c2.metric("Adds per period", f"{b.added_profit:,.2f}",
+                      help="What it adds to the segment's offer: its own gain less what it "
+                      "takes from the bundles above it; the ranking")
+        c2.metric("Score", f"{b.total:.3f}", help="Weighted sum of the objective's terms")
         c3.dataframe(ub.terms_frame(b), hide_index=True, width="stretch",
                      column_config={"value": st.column_config.NumberColumn(format="%.3f")})
         st.caption(row["reason"])

@@ -215,7 +215,10 @@ class BundleInputs:
 
 @dataclass(frozen=True)
 class Bundle:
-    """One recommended bundle for one segment; ``terms`` holds the unweighted terms."""
+    """One recommended bundle for one segment; ``terms`` holds the unweighted terms;
+    ``added_profit``: the profit per period it adds to the segment's offer (its
+    gain less what it takes from the segment's earlier bundles), when the search
+    chose it for that."""
 
     segment: int
     segment_label: str
@@ -226,6 +229,7 @@ class Bundle:
     total: float
     list_total: float
     reason: str
+    added_profit: float | None = None
 
     @property
     def size(self) -> int:

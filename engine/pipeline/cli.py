@@ -227,7 +227,10 @@ def register(subparsers) -> None:
     b.add_argument("--kmin", type=int, default=None)
     b.add_argument("--kmax", type=int, default=None)
     b.add_argument("--beam-width", type=int, default=None)
-    b.add_argument("--per-segment", type=int, default=None, help="bundles per segment")
+    b.add_argument("--per-segment", type=int, default=None,
+                   help="most bundles per segment (each must add --min-added-profit)")
+    b.add_argument("--min-added-profit", type=float, default=None,
+                   help="least profit per period a bundle must add to be offered")
     b.add_argument("--anchor", nargs="+", default=None, metavar="PRODUCT_ID")
     b.add_argument("--exclude", nargs="+", default=None, metavar="PRODUCT_ID")
     b.add_argument("--one-per-category", action="store_true", default=None)
@@ -332,7 +335,7 @@ def cmd_bundles(args: argparse.Namespace) -> int:
     beam = {"kmin": args.kmin, "kmax": args.kmax, "beam_width": args.beam_width,
             "n_bundles": args.per_segment, "anchor": args.anchor, "exclude": args.exclude,
             "one_per_category": args.one_per_category, "in_stock_only": args.in_stock_only,
-            "min_complementarity": args.min_lift}
+            "min_complementarity": args.min_lift, "min_added_profit": args.min_added_profit}
     config = config_from_args(args, {"beam": beam, "preferences": _segments(args)})
     _missing(args.files)
     done = compute(args.files, config, _workspace().embeddings_dir,
