@@ -195,3 +195,29 @@ def test_stable_argsort_is_numpy_stable_argsort():
         assert np.array_equal(stable_argsort(key), np.argsort(key, kind="stable")), high
     assert np.array_equal(stable_argsort(np.array([3, -1, 3, 0])), [1, 3, 0, 2])
     assert len(stable_argsort(np.zeros(0, np.int64))) == 0
+
+
+def test_repeated_rows_is_dataframe_duplicated():
+    from engine.data.validate import _repeated_rows
+
+    rng = np.random.default_rng(0)
+    for width in (2, 50, 1 << 20):  # wide columns make the key renumber before overflowing
+        columns = [rng.integers(-1, width, 5_000) for _ in range(6)]
+        want = pd.DataFrame(dict(enumerate(columns))).duplicated(keep="first").to_numpy()
+        assert want.any() or width > 2
+        assert np.array_equal(_repeated_rows(columns), want), width
+
+
+def test_top_pairs_counts_the_products_with_several_texts():
+    from engine.data.dataset import _top_pairs
+
+    rng = np.random.default_rng(1)
+    product = rng.integers(0, 40, 2_000)
+    text = np.where(product < 20, product % 7, rng.integers(0, 7, 2_000))  # 20 with one text
+    ranks = rng.permutation(7)
+    got = dict(zip(*_top_pairs(product, text, ranks, 45), strict=True))
+    frame = pd.DataFrame({"p": product, "t": text, "r": ranks[text]})
+    counts = frame.groupby(["p", "t", "r"]).size().rename("k").reset_index()
+    want = counts.sort_values(["p", "k", "r"], ascending=[True, False, True]).drop_duplicates("p")
+    assert got == dict(zip(want["p"], want["t"], strict=True))
+    assert len(got) == 40  # products 40-44 have no line

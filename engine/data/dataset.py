@@ -630,17 +630,36 @@ def _top_text(ids: CodedText, text: CodedText, name: str) -> pd.Series | None:
     present = (texts.texts != "")[texts.codes]
     if not present.any():
         return None
-    n_texts = len(texts.texts)
-    pair_codes, pairs = pd.factorize(ids.codes[present].astype(np.int64) * n_texts
-                                     + texts.codes[present])
-    counts = np.bincount(pair_codes)
-    product, value = np.divmod(pairs, n_texts)
-    # by product id, then most lines, then text: the first row of each product wins
-    order = np.lexsort((texts.ranks[value], -counts, ids.ranks[product]))
+    product, value = _top_pairs(ids.codes[present], texts.codes[present], texts.ranks,
+                                len(ids.distinct))
+    order = np.argsort(ids.ranks[product])  # by product id; each product is there once
     product, value = product[order], value[order]
-    first = np.r_[True, product[1:] != product[:-1]]
-    index = pd.Index(pd.array(ids.texts[product[first]], dtype=str), name="p")
-    return pd.Series(pd.array(texts.texts[value[first]], dtype=str), index=index, name=name)
+    index = pd.Index(pd.array(ids.texts[product], dtype=str), name="p")
+    return pd.Series(pd.array(texts.texts[value], dtype=str), index=index, name=name)
+
+
+def _top_pairs(product: np.ndarray, text: np.ndarray, text_ranks: np.ndarray,
+               n_products: int) -> tuple[np.ndarray, np.ndarray]:
+    """(products, their most common text; ties: the text ranked first), each product
+    with a line once. Most products have one text on all their lines: only the
+    lines of the others are counted."""
+    first = np.full(n_products, -1, np.int64)
+    first[product[::-1]] = text[::-1]  # the last write wins: each product's first text
+    mixed = np.zeros(n_products, bool)
+    mixed[product[text != first[product]]] = True
+    single = np.flatnonzero((first >= 0) & ~mixed)
+    at = mixed[product]
+    if not at.any():
+        return single, first[single]
+    n_texts = len(text_ranks)
+    pair_codes, pairs = pd.factorize(product[at].astype(np.int64) * n_texts + text[at])
+    counts = np.bincount(pair_codes)
+    p, t = np.divmod(pairs, n_texts)
+    # by product, then most lines, then text: the first row of each product wins
+    order = np.lexsort((text_ranks[t], -counts, p))
+    p, t = p[order], t[order]
+    top = np.r_[True, p[1:] != p[:-1]]
+    return np.r_[single, p[top]], np.r_[first[single], t[top]]
 
 
 def _most_common(ids: pd.Series, values: pd.Series) -> pd.Series:

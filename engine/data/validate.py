@@ -348,13 +348,7 @@ def check_lines(
     numbered = dict(zip(texts, numbered, strict=True))  # {column: (codes, distinct texts)}
     typed, notes = zip(*typed, strict=True)
     notes = [n for file_notes in notes for n in file_notes]
-    qty, price, regular, cost, own_order = (
-        np.concatenate([t[k] for t in typed])
-        for k in (C.QUANTITY, C.UNIT_PRICE, C.REGULAR_PRICE, C.UNIT_COST, "own_order_id"))
-    # timestamps: codes into the distinct texts' values, numbered across the files
-    offsets = np.cumsum([0] + [len(t["ts_values"]) for t in typed])
-    ts_codes = np.concatenate([t["ts_codes"] + off for t, off in zip(typed, offsets, strict=False)])
-    ts_values = np.concatenate([t["ts_values"] for t in typed])
+    qty, price, regular, cost, own_order, ts_codes, ts_values = _joined(typed)
     p_codes, products, p_distinct = product_ids
     c_codes, customers, c_distinct = customer_ids
     o_distinct = True  # made order ids are
@@ -480,6 +474,19 @@ def check_lines(
     return LineCheck(kept, aside, counts, nm_table, issues, outlier_table, keys)
 
 
+def _joined(typed: tuple[dict, ...]) -> tuple[np.ndarray, ...]:
+    """Quantity, price, undiscounted price, unit cost, own order id, and the
+    timestamps as codes into the distinct texts' values (numbered across the
+    files), of all files' lines; one file's arrays as they are, not copied."""
+    names = (C.QUANTITY, C.UNIT_PRICE, C.REGULAR_PRICE, C.UNIT_COST, "own_order_id")
+    if len(typed) == 1:
+        return (*(typed[0][k] for k in names), typed[0]["ts_codes"], typed[0]["ts_values"])
+    offsets = np.cumsum([0] + [len(t["ts_values"]) for t in typed])
+    ts_codes = np.concatenate([t["ts_codes"] + off for t, off in zip(typed, offsets, strict=False)])
+    return (*(np.concatenate([t[k] for t in typed]) for k in names), ts_codes,
+            np.concatenate([t["ts_values"] for t in typed]))
+
+
 def _line_order(ts_codes: np.ndarray, ts_values: np.ndarray, order: CodedText) -> np.ndarray:
     """The permutation that sorts lines by timestamp, then order id (stable: file
     order within), as ``Dataset.from_frames`` sorts them. Timestamp ranks are
@@ -514,8 +521,9 @@ def _duplicated(raw: pd.DataFrame, o_codes: np.ndarray, p_codes: np.ndarray,
     (``coded``: codes of the raw texts) are compared by their codes.
     """
     pair = o_codes.astype(np.int64) * (int(p_codes.max(initial=0)) + 1) + p_codes
-    # an export lists each order's lines together: then the pairs are nearly sorted
-    grouped = bool((o_codes[1:] >= o_codes[:-1]).all())
+    # an export lists each order's lines together: then the pairs are nearly sorted,
+    # and numpy's stable sort (a merge sort of the runs) beats the radix passes
+    grouped = np.count_nonzero(o_codes[1:] < o_codes[:-1]) <= len(o_codes) // 100
     order = np.argsort(pair, kind="stable") if grouped else stable_argsort(pair)
     same = pair[order[1:]] == pair[order[:-1]]  # neighbours once sorted: a repeated pair
     shared = np.zeros(len(raw), bool)
@@ -525,12 +533,34 @@ def _duplicated(raw: pd.DataFrame, o_codes: np.ndarray, p_codes: np.ndarray,
     out = np.zeros(len(raw), bool)
     if len(candidates):
         value_cols = [c for c in raw.columns if c not in (C.SOURCE_FILE, C.SOURCE_ROW)]
-        rows = pd.DataFrame({
-            c: coded[c][candidates] if c in coded and not raw[c].hasnans
-            else raw[c].take(candidates).reset_index(drop=True)
-            for c in value_cols})
-        out[candidates] = rows.duplicated(keep="first").to_numpy()
+        columns = [coded[c][candidates] if c in coded and not raw[c].hasnans
+                   else _candidate_codes(raw[c], candidates) for c in value_cols]
+        out[candidates] = _repeated_rows(columns)
     return out
+
+
+def _candidate_codes(column: pd.Series, at: np.ndarray) -> np.ndarray:
+    """Codes of a column's values on the rows ``at`` (equal values, equal codes)."""
+    if column.dtype == _TEXT and not column.hasnans:
+        encoded = pc.dictionary_encode(_chunks(column).take(at)).combine_chunks()
+        return encoded.indices.to_numpy()
+    return pd.factorize(column.take(at).to_numpy(object))[0]
+
+
+def _repeated_rows(columns: list[np.ndarray]) -> np.ndarray:
+    """True for each row whose codes (one array per column) an earlier row has:
+    ``DataFrame.duplicated(keep="first")`` on integer codes, the columns folded
+    into one key, renumbered whenever the next column would overflow it."""
+    key = np.zeros(len(columns[0]), np.int64)
+    for codes in columns:
+        width = int(codes.max(initial=0)) + 2  # + 1 for a missing value's -1
+        if int(key.max(initial=0)) >= (1 << 62) // width:
+            key = np.unique(key, return_inverse=True)[1].astype(np.int64)
+        key = key * width + (codes.astype(np.int64) + 1)
+    first = np.unique(key, return_index=True)[1]
+    repeated = np.ones(len(key), bool)
+    repeated[first] = False
+    return repeated
 
 
 def _typed(part: pd.DataFrame) -> tuple[pd.DataFrame, list[Issue]]:
