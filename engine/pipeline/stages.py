@@ -234,7 +234,8 @@ def bundles(
     progress: Progress = None,
     ranker: Callable[[int, Sequence[int]], float] | None = None,
 ) -> BundleSet:
-    """Beam search per segment, finished bundles ranked by the profit they add.
+    """Beam search per segment: each segment gets the bundles that add profit
+    (``config.min_added_profit`` per period, at most ``config.n_bundles``).
 
     ``embeddings`` flag substitutes (None: no text test). ``ranker``: a
     ``profit_ranker`` of the same settings whose memo to reuse. Raises ConfigError
@@ -245,7 +246,8 @@ def bundles(
     ranker = ranker or profit_ranker(model, segments.copurchase, demand_config, profit_draws,
                                      seed)
     with single_threaded():
-        found = beam_search(inputs, config, profit_fn=ranker, progress=progress)
+        found = beam_search(inputs, config, profit_fn=ranker, progress=progress,
+                            visitors=model.market().segment_size)
     return _bundle_set(found, segments, demand_config)
 
 
@@ -279,7 +281,8 @@ def customer_bundles(
     ranker = ranker or profit_ranker(model, segments.copurchase, demand_config, profit_draws,
                                      seed)
     with single_threaded():
-        return beam_search(inputs, config, profit_fn=lambda _row, items: ranker(seg, items))
+        return beam_search(inputs, config, profit_fn=lambda _row, items: ranker(seg, items),
+                           visitors=model.market().segment_size[[seg]])
 
 
 def customer_taste(matrix, customer: int, segment_row: np.ndarray,
