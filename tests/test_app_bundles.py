@@ -114,7 +114,8 @@ def test_bundles_are_ranked_by_the_pricing_stage_profit(fresh_page, monkeypatch)
     monkeypatch.setattr(stages, "profit_ranker", more_is_better)
     at = fresh_page()
     shown = at.session_state["bundles_shown"]
-    assert len(shown) == BeamConfig().n_bundles
+    # every bundle pays here, so the diversity rule and the cap set how many
+    assert 5 <= len(shown) <= BeamConfig().n_bundles
     # triples first, as many as the diversity rule lets through, then pairs
     assert (shown["size"].iloc[:5] == 3).all(), shown[["product_names", "size"]]
     assert shown["size"].is_monotonic_decreasing, shown[["product_names", "size"]]
