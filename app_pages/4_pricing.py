@@ -78,8 +78,12 @@ def simulator() -> None:
                               key="pricing_synergy_auto_widget",
                               help="Co-purchase lift is read as joint interest (the same "
                               "visitors want both), not as a set worth more than its parts. "
-                              "Set a synergy when you know the set is worth more whole; it "
-                              "changes what a bundle is worth, so the bundles are chosen again")
+                              "With [demand] synergy_from_promotions each bundle's synergy is "
+                              "read from promotions instead (when one product was cheaper, "
+                              "did the segment's visits buying the others with it change as "
+                              "a set worth more whole would make them?); the table's 'synergy "
+                              "from' says where each came from. Setting one changes what a "
+                              "bundle is worth, so the bundles are chosen again")
     synergy = right.slider("Synergy %", 0, 30, round(100 * (demand.synergy or 0.05)),
                            key="pricing_synergy_widget", disabled=syn_auto)
     month = right.selectbox("Season", list(range(13)), index=config.season.month,
@@ -127,12 +131,13 @@ def simulator() -> None:
     for r in flagged:
         st.warning(f"{labels[r.bundle]}: {r.message}")
 
-    table = up.bundle_table(run, labels)
+    table = up.bundle_table(run, labels, found)
     num = st.column_config.NumberColumn
     st.dataframe(table, hide_index=True, width="stretch", key="pricing_table", column_config={
         "list total": num(format="%.2f"), "price": num(format="%.2f"),
         "discount %": num(format="%.1f"), "take rate": num(format="%.3f"),
         "profit": num(format="%.0f"), "singles lost": num(format="%.0f"),
+        "synergy %": num(format="%.0f"),
     })
     with st.expander("Where demand comes from: bundles bought whole in the data and in the "
                      "simulation"):

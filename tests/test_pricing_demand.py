@@ -22,7 +22,6 @@ from engine.pricing.demand import (
     FROM_ELASTICITY,
     NO_PRICE_RESPONSE,
     DemandConfig,
-    bundle_synergy,
     calibrate_demand,
     elasticity_from_sigma,
     estimate_price_response,
@@ -211,15 +210,3 @@ def test_month_brings_more_visitors_into_the_market(sample):
     old = replace(model, interest=None).for_month(idx)
     assert (old.take_rate[:, toys] >= model.take_rate[:, toys]).all()
 
-
-def test_synergy_grows_with_lift_and_is_capped():
-    cfg = DemandConfig(synergy_per_log_lift=0.1, synergy_cap=0.2)
-    weak = np.array([[1.0, 1.1], [1.1, 1.0]])
-    strong = np.array([[1.0, 5.0], [5.0, 1.0]])
-    huge = np.array([[1.0, 1e6], [1e6, 1.0]])
-    subst = np.array([[1.0, 0.3], [0.3, 1.0]])
-    syn = bundle_synergy([weak, strong, huge, subst], cfg)
-    assert syn[0] == pytest.approx(0.1 * np.log(1.1))
-    assert syn[1] == pytest.approx(0.1 * np.log(5.0))
-    assert syn[2] == 0.2 and syn[3] == 0.0
-    assert (bundle_synergy([weak], DemandConfig(synergy=0.15)) == 0.15).all()

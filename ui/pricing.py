@@ -181,10 +181,13 @@ def baseline_figure(table: pd.DataFrame) -> go.Figure:
     return _style(fig, "Profit: baselines and the recommended prices")
 
 
-def bundle_table(run: PricingRun, labels: Sequence[str]) -> pd.DataFrame:
+def bundle_table(run: PricingRun, labels: Sequence[str],
+                 found: BundleSet | None = None) -> pd.DataFrame:
+    """One row per bundle: price, outcome, and (with ``found``) its synergy and
+    where the synergy came from."""
     sim = run.simulation.per_bundle
     res = run.results_frame()
-    return pd.DataFrame(
+    table = pd.DataFrame(
         {
             "bundle": list(labels),
             "list total": run.choices.list_total,
@@ -197,6 +200,10 @@ def bundle_table(run: PricingRun, labels: Sequence[str]) -> pd.DataFrame:
             "converged": res["converged"],
         }
     )
+    if found is not None:
+        table["synergy %"] = 100 * np.asarray(run.choices.synergy, float)
+        table["synergy from"] = list(found.synergy_source) or ""
+    return table
 
 
 def metrics(run: PricingRun, slots) -> None:

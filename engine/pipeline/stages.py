@@ -38,7 +38,6 @@ from engine.pricing import (
     DemandModel,
     PricingConfig,
     PricingRun,
-    bundle_synergy,
     calibrate_demand,
     evaluate,
     month_index,
@@ -48,6 +47,7 @@ from engine.pricing import (
     seasonal_index,
 )
 from engine.pricing.simulate import Choices
+from engine.pricing.synergy import SynergyEstimate, estimate_synergy
 from engine.recommend import CoPurchaseStats, PreferenceConfig, Preferences, fit_preferences
 from engine.recommend.preferences import recommend_top_k
 from engine.threads import single_threaded
@@ -100,11 +100,14 @@ class Segments:
 @dataclass(frozen=True)
 class BundleSet:
     """The bundles offered, in order (segment by segment, best first), their ids
-    (``S1-P0001-P0002``: segment code and product ids) and synergy per bundle."""
+    (``S1-P0001-P0002``: segment code and product ids), synergy per bundle and
+    where it came from (``engine.pricing.synergy``: the cross-price response,
+    shrunk to 0, or the analyst's)."""
 
     bundles: tuple[Bundle, ...]
     ids: tuple[str, ...]
     synergy: np.ndarray
+    synergy_source: tuple[str, ...] = ()
 
     @property
     def items(self) -> list[tuple[int, ...]]:
@@ -123,6 +126,7 @@ class BundleSet:
         if not frame.empty:
             frame["bundle_id"] = list(self.ids)
             frame["synergy"] = self.synergy
+            frame["synergy_source"] = list(self.synergy_source) or ""
         return frame
 
     def by_segment(self) -> dict[int, list[str]]:
@@ -215,11 +219,12 @@ def demand(dataset: Dataset, segments: Segments, config: DemandConfig,
     return model
 
 
-def synergy(copurchase: CoPurchaseStats, items: Sequence[Sequence[int]],
-            config: DemandConfig) -> np.ndarray:
-    """Synergy per bundle: from its co-purchase lift, or the analyst's override."""
-    blocks = [copurchase.lift_block(np.array(b), np.array(b)) for b in items]
-    return bundle_synergy(blocks, config, n_bundles=len(items))
+def synergy(model: DemandModel, items: Sequence[Sequence[int]], segments: Sequence[int],
+            config: DemandConfig) -> SynergyEstimate:
+    """Synergy per bundle offered to ``segments``: from the cross-price response in
+    the bundle's segment (shrunk to 0 where the promotions say too little), or the
+    analyst's override; ``.values`` and ``.sources``."""
+    return estimate_synergy(model, items, segments, config)
 
 
 def bundles(
@@ -248,7 +253,7 @@ def bundles(
     with single_threaded():
         found = beam_search(inputs, config, profit_fn=ranker, progress=progress,
                             visitors=model.market().segment_size)
-    return _bundle_set(found, segments, demand_config)
+    return _bundle_set(found, segments, demand_config, model)
 
 
 def bundle_inputs(dataset: Dataset, segments: Segments,
@@ -363,7 +368,7 @@ def profit_ranker(model: DemandModel, copurchase: CoPurchaseStats, config: Deman
     def profit(segment: int, items: Sequence[int]) -> float:
         key = (int(segment), tuple(sorted(int(i) for i in items)))
         if key not in cache:
-            syn = synergy(copurchase, [key[1]], config)
+            syn = synergy(model, [key[1]], [key[0]], config).values
             choices = prepare_choices(market, [key[1]], [key[0]], syn, ranking.n_customers,
                                       ranking.seed)
             best = optimise_prices(choices, ranking)[0]
@@ -376,11 +381,14 @@ def profit_ranker(model: DemandModel, copurchase: CoPurchaseStats, config: Deman
     return profit
 
 
-def _bundle_set(found: Sequence[Bundle], segments: Segments, config: DemandConfig) -> BundleSet:
+def _bundle_set(found: Sequence[Bundle], segments: Segments, config: DemandConfig,
+                model: DemandModel) -> BundleSet:
     ids = tuple(f"{segments.code(b.segment)}-{'-'.join(b.product_ids)}" for b in found)
     items = [tuple(int(i) for i in b.products) for b in found]
-    syn = synergy(segments.copurchase, items, config) if items else np.zeros(0)
-    return BundleSet(tuple(found), ids, np.asarray(syn, float))
+    if not items:
+        return BundleSet(tuple(found), ids, np.zeros(0), ())
+    syn = synergy(model, items, [int(b.segment) for b in found], config)
+    return BundleSet(tuple(found), ids, np.asarray(syn.values, float), syn.sources)
 
 
 def _check_products(dataset: Dataset, config: BeamConfig) -> None:

@@ -5,7 +5,6 @@ from engine.pricing.adjust import Adjustment, adjust_prices
 from engine.pricing.demand import (
     DemandConfig,
     DemandModel,
-    bundle_synergy,
     calibrate_demand,
     interest_fit,
     month_index,
@@ -29,6 +28,7 @@ from engine.pricing.simulate import (
     price_curve,
     simulate,
 )
+from engine.pricing.synergy import SynergyEstimate, estimate_synergy
 
 __all__ = [
     "ABTestResult",
@@ -39,7 +39,8 @@ __all__ = [
     "PricingRun",
     "ab_test",
     "adjust_prices",
-    "bundle_synergy",
+    "SynergyEstimate",
+    "estimate_synergy",
     "calibrate_demand",
     "interest_fit",
     "month_index",

@@ -51,6 +51,11 @@ more often the segment's visits bought all of its products than chance
 visits); the simulator fits needs to it (engine/pricing/interest.py), and
 ``interest_fit`` reports how well the simulated shares match the observed.
 
+**Synergy** is not read here: lift is what joint interest produces, and reading
+it as synergy too would count it twice. The model keeps the visits and each
+product's price per week (``promotions``) so that ``engine.pricing.synergy``
+can read each bundle's synergy from the cross-price response.
+
 **Seasons** change how many visitors are in the market (``for_month`` scales
 the interest), not what the interested would pay.
 """
@@ -70,6 +75,7 @@ from scipy.stats import norm
 from engine import columns as C
 from engine.data.dataset import Dataset
 from engine.pricing.interest import VisitLift
+from engine.pricing.promotions import PromotionWeeks, promotion_weeks
 from engine.pricing.simulate import Market
 
 log = logging.getLogger(__name__)
@@ -92,11 +98,19 @@ class DemandConfig:
     share_shrinkage : pseudo-visits pulling a segment's share to the overall share.
     share_weight : part of a segment's log relative share put down to willingness
         to pay (the rest to interest: which products its visitors look at).
-    synergy_per_log_lift, synergy_cap, synergy : bundle synergy =
-        min(cap, per_log_lift · mean positive log lift), or ``synergy`` if set.
-        per_log_lift is 0 by default: lift is what joint interest produces, and
-        reading it as synergy too would count it twice (on the sample market,
-        whose truth has both regimes, it prices joint-interest pairs at list).
+    synergy : the analyst's synergy for every bundle (None: from the data's
+        cross-price response, ``engine.pricing.synergy``; never from lift, which
+        is what joint interest produces too).
+    synergy_from_promotions : read each bundle's synergy from the cross-price
+        response (False: 0 unless the analyst sets one). Off by default until the
+        joint interest is fitted given the synergy: the needs are fitted to the
+        lift as if there were none, so a fitted synergy on top makes the market
+        sell the whole set more often than the data does.
+    synergy_cap : the largest synergy the fit may return.
+    synergy_prior_sd : standard deviation of the normal prior (mean 0) the fitted
+        synergy is shrunk with: an estimate the data cannot tell from 0 goes to 0.
+    min_promo_visits : promotion visits of a bundle's products in its segment
+        needed to try the fit at all (fewer: synergy 0).
     cost_share : cost as a share of list price where the catalogue has no cost.
     segment_visitors : visitors per period of each segment in the simulation
         (None: each segment's customers in the data).
@@ -111,9 +125,11 @@ class DemandConfig:
     min_price_weeks: int = 30
     share_shrinkage: float = 20.0
     share_weight: float = 0.05
-    synergy_per_log_lift: float = 0.0
-    synergy_cap: float = 0.3
     synergy: float | None = None
+    synergy_from_promotions: bool = False
+    synergy_cap: float = 1.0
+    synergy_prior_sd: float = 0.3
+    min_promo_visits: int = 50
     cost_share: float = 0.6
     take_rate_bounds: tuple[float, float] = (0.02, 0.98)
     segment_visitors: tuple[float, ...] | None = None
@@ -136,6 +152,9 @@ class DemandConfig:
             raise ValueError(f"cost_share must be in [0, 1), got {self.cost_share}")
         if self.synergy_cap < 0 or (self.synergy is not None and self.synergy < 0):
             raise ValueError("synergy and synergy_cap must be >= 0")
+        if self.synergy_prior_sd < 0 or self.min_promo_visits < 0:
+            raise ValueError(f"synergy_prior_sd and min_promo_visits must be >= 0, got "
+                             f"{self.synergy_prior_sd} and {self.min_promo_visits}")
 
 
 @dataclass(frozen=True)
@@ -151,6 +170,8 @@ class DemandModel:
     lift : joint interest read from the visits (``interest.VisitLift``): the
         simulated share of visits buying all of a bundle's products matches the
         data's, as the single shares do; None: independent interest.
+    promotions : the visits and each product's price per week, which the
+        bundles' synergy is read from (``engine.pricing.synergy``); None: none.
     """
 
     mu: np.ndarray
@@ -163,6 +184,7 @@ class DemandModel:
     cost_source: np.ndarray
     interest: np.ndarray | None = None
     lift: VisitLift | None = field(default=None, compare=False, repr=False)
+    promotions: PromotionWeeks | None = field(default=None, compare=False, repr=False)
 
     @property
     def n_segments(self) -> int:
@@ -408,28 +430,9 @@ def calibrate_demand(
         cost_source=np.where(known, COST_FROM_DATA, COST_ASSUMED).astype(object),
         interest=interest,
         lift=visits if config.joint_interest else None,
+        promotions=promotion_weeks(dataset, segment_labels),
     )
     return model.with_take_rate(take)
-
-
-def bundle_synergy(
-    lift: Sequence[np.ndarray] | None, config: DemandConfig, n_bundles: int | None = None
-) -> np.ndarray:
-    """Synergy per bundle from its pairwise lift blocks (``stats.lift_block(b, b)``).
-
-    synergy = min(cap, per_log_lift · mean over pairs of max(0, ln lift)); the
-    analyst's ``config.synergy`` overrides it.
-    """
-    if config.synergy is not None:
-        n = n_bundles if n_bundles is not None else len(lift or ())
-        return np.full(n, config.synergy)
-    out = []
-    for block in lift or ():
-        block = np.asarray(block, float)
-        iu = np.triu_indices(block.shape[0], k=1)
-        pos = np.maximum(np.log(block[iu]), 0.0) if len(iu[0]) else np.zeros(1)
-        out.append(min(config.synergy_cap, config.synergy_per_log_lift * float(pos.mean())))
-    return np.asarray(out)
 
 
 def seasonal_index(dataset: Dataset, prior_orders: float = 5.0) -> pd.DataFrame:
