@@ -46,7 +46,7 @@ def sample(sample_dir):
     dataset = Dataset.from_frames(*_clean_lines(sample_dir))
     truth = json.loads((sample_dir / "ground_truth.json").read_text())
     labels = true_segment_labels(truth, dataset.customer_ids)
-    return dataset, truth, labels, calibrate_demand(dataset, labels)
+    return dataset, truth, labels, calibrate_demand(dataset, labels, FROM_DATA)
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +115,7 @@ def test_no_promotions_shrinks_to_zero(sample_dir, sample):
     _, truth, labels, _ = sample
     group = truth["planted_pairs"][0]
     dataset = _without_promotions(sample_dir, group["products"])
-    model = calibrate_demand(dataset, labels)
+    model = calibrate_demand(dataset, labels, FROM_DATA)
     seg = truth["wtp"]["segments"].index(group["segments"][0])
     pair = tuple(dataset.product_index(group["products"]).tolist())
     fit = estimate_synergy(model, [pair], [seg], FROM_DATA)

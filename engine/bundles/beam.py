@@ -495,7 +495,7 @@ def _expand(st, alive, comp, ok, link, aff, prof, price, can_add, config, price_
     # the pool grows with the bundles asked for, up to five a segment: past that the
     # diversity rule, not the pool, limits what is found, and each pooled bundle costs
     # a pricing run
-    wide = config.beam_width * min(max(config.n_bundles, 1), 5)
+    wide = config.beam_width * min(config.n_bundles, 5)
     order, keep_total = order[:, :wide], keep_total[:, :wide]
     parent, added = order // M, order % M
     out = {name: t.reshape(S, W * M).gather(1, order) for name, t in new.items()}
@@ -598,13 +598,12 @@ def _paying(config: BeamConfig, cand_row, ranked, visitors: float) -> list[tuple
     less its cannibalisation of those already chosen, up to ``n_bundles``. What
     a bundle adds only falls as more are chosen, so one pass finds them."""
     chosen, sets, gains = [], [], []
-    floor = max(config.min_added_profit, 0.0)
     for _, pos, gain in ranked:
         mine = set(cand_row[pos].tolist())
         if _clashes(config, mine, sets):
             continue
         added = visitors * (gain - cannibalised(mine, gain, sets, gains))
-        if added <= floor:
+        if added <= config.min_added_profit:
             continue
         chosen.append((pos, float(added)))
         sets.append(mine)

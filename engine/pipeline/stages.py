@@ -252,7 +252,7 @@ def bundles(
                                      seed)
     with single_threaded():
         found = beam_search(inputs, config, profit_fn=ranker, progress=progress,
-                            visitors=model.market().segment_size)
+                            visitors=model.segment_size)
     return _bundle_set(found, segments, demand_config, model)
 
 
@@ -287,7 +287,7 @@ def customer_bundles(
                                      seed)
     with single_threaded():
         return beam_search(inputs, config, profit_fn=lambda _row, items: ranker(seg, items),
-                           visitors=model.market().segment_size[[seg]])
+                           visitors=model.segment_size[[seg]])
 
 
 def customer_taste(matrix, customer: int, segment_row: np.ndarray,

@@ -171,7 +171,8 @@ class DemandModel:
         simulated share of visits buying all of a bundle's products matches the
         data's, as the single shares do; None: independent interest.
     promotions : the visits and each product's price per week, which the
-        bundles' synergy is read from (``engine.pricing.synergy``); None: none.
+        bundles' synergy is read from (``engine.pricing.synergy``); None when
+        ``synergy_from_promotions`` is off.
     """
 
     mu: np.ndarray
@@ -430,7 +431,9 @@ def calibrate_demand(
         cost_source=np.where(known, COST_FROM_DATA, COST_ASSUMED).astype(object),
         interest=interest,
         lift=visits if config.joint_interest else None,
-        promotions=promotion_weeks(dataset, segment_labels),
+        # the slowest part of a calibration, so read only when the synergy is
+        promotions=(promotion_weeks(dataset, segment_labels)
+                    if config.synergy_from_promotions else None),
     )
     return model.with_take_rate(take)
 
