@@ -1,0 +1,118 @@
+"""SequenceModel learns what follows what: a planted "A, then B next basket"."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from engine import columns as C
+from engine.data import Dataset
+from engine.errors import ConfigError
+from engine.recommend.models import ItemKNN
+from engine.recommend.sequence import SequenceModel
+
+T0 = pd.Timestamp("2024-01-01")
+A, B, CONTROL = 0, 1, 2
+N_PRODUCTS = 50
+
+
+def planted_order(seed: int = 0, n_customers: int = 300, n_baskets: int = 6):
+    """Customers' baskets of three products from the popular rest (3…49, Zipf-like).
+    Customers 0-59 buy A in their last basket; 60-209 buy A in an earlier basket and B
+    in the next one; the rest never buy A. CONTROL is bought as often as B, in random
+    baskets that do not follow an A. Returns the dataset and the customers' groups."""
+    rng = np.random.default_rng(seed)
+    rest = np.arange(3, N_PRODUCTS)
+    weights = 1.0 / np.arange(1, len(rest) + 1)
+    baskets = {}
+    for c in range(n_customers):
+        seq = [list(rng.choice(rest, 3, replace=False, p=weights / weights.sum()))
+               for _ in range(n_baskets)]
+        if c < 60:
+            seq[-1].append(A)
+        elif c < 210:
+            k = rng.integers(0, n_baskets - 1)
+            seq[k].append(A)
+            seq[k + 1].append(B)
+        baskets[c] = seq
+    free = [(c, k) for c, seq in baskets.items() for k in range(n_baskets)
+            if not (k > 0 and A in seq[k - 1]) and B not in seq[k]]
+    for i in rng.choice(len(free), 150, replace=False):
+        c, k = free[i]
+        baskets[c][k].append(CONTROL)
+    rows = [(f"{c}-{k}", f"c{c:03d}", f"p{p:02d}", 1, 1.0, T0 + pd.Timedelta(days=7 * k + c % 3))
+            for c, seq in baskets.items() for k, items in enumerate(seq) for p in items]
+    lines = pd.DataFrame(rows, columns=[C.ORDER_ID, C.CUSTOMER_ID, C.PRODUCT_ID, C.QUANTITY,
+                                        C.UNIT_PRICE, C.TIMESTAMP])
+    data = Dataset.from_frames(lines)
+    assert data.n_products == N_PRODUCTS  # products p00… sort to their numbers
+    groups = {
+        "a_last": data.customer_index([f"c{c:03d}" for c in range(60)]),
+        "a_before": data.customer_index([f"c{c:03d}" for c in range(60, 210)]),
+    }
+    return data, groups
+
+
+@pytest.fixture(scope="module")
+def planted():
+    data, groups = planted_order()
+    model = SequenceModel(dim=32, epochs=40, patience=3, lr=1e-2, seed=0).fit(data)
+    return data, groups, model
+
+
+def rank_of(scores: np.ndarray, product: int) -> np.ndarray:
+    """1-based rank of ``product`` in each row (ties counted against it)."""
+    return (scores >= scores[:, [product]]).sum(axis=1)
+
+
+def test_b_ranks_first_after_a_and_low_otherwise(planted):
+    data, groups, model = planted
+    after_a = model.score(groups["a_last"])
+    elsewhere = model.score(groups["a_before"])
+    assert np.median(rank_of(after_a, B)) <= 2
+    assert (rank_of(after_a, B) <= 3).mean() >= 0.9
+    # the same customers' histories hold A and B, but their last basket no A: B is not next
+    assert np.median(rank_of(elsewhere, B)) >= 10
+    # B against CONTROL, which is as popular: far ahead after A, not ahead otherwise
+    assert (after_a[:, B] - after_a[:, CONTROL]).mean() > 2.0
+    assert (elsewhere[:, B] - elsewhere[:, CONTROL]).mean() < 0.5
+
+
+def test_an_order_blind_model_cannot_tell_the_groups_apart(planted):
+    """The assertion above fails for a model of who bought what (item-kNN): customers
+    with A earlier have A and B in their histories, so they get B at least as high."""
+    data, groups, _ = planted
+    knn = ItemKNN().fit(data)
+    assert np.median(rank_of(knn.score(groups["a_before"]), B)) < 10
+
+
+def test_same_seed_same_scores_and_shapes(planted):
+    data, _, model = planted
+    again = SequenceModel(dim=32, epochs=40, patience=3, lr=1e-2, seed=0).fit(data)
+    customers = np.arange(data.n_customers)
+    first, second = model.score_torch(customers), again.score_torch(customers)
+    assert first.shape == (data.n_customers, N_PRODUCTS)
+    assert torch.isfinite(first).all()
+    assert torch.equal(first, second)
+    assert model.history_ == again.history_
+    assert model.X_.dtype == np.float32 and model.X_.shape == (data.n_customers, N_PRODUCTS)
+    ids, vals = model.recommend(customers[:5], k=4)
+    assert ids.shape == vals.shape == (5, 4)
+
+
+def test_max_seconds_stops_training():
+    data, _ = planted_order(seed=1)
+    model = SequenceModel(dim=16, epochs=10_000, patience=10_000, batch_size=8, max_seconds=0.5)
+    model.fit(data)
+    assert 0.5 <= model.train_seconds_ < 3.0
+    assert len(model.history_) < 10_000
+
+
+def test_bad_settings_and_history_say_what_to_do(planted):
+    data, _, model = planted
+    with pytest.raises(ConfigError, match="dim must be >= 1"):
+        SequenceModel(dim=0).fit(data)
+    with pytest.raises(NotImplementedError, match="no order"):
+        model.score_torch([0], history=data.matrix[:1])
