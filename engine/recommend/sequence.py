@@ -4,8 +4,11 @@ GRU4Rec-style. A basket is the mean of its products' embeddings
 (``nn.EmbeddingBag``, mode "mean") next to log(1 + days since the customer's
 previous basket); a GRU reads a customer's baskets in time order, and after each
 basket the output layer (the product embeddings again, plus a bias per product)
-gives logits over the whole catalogue for the next basket. Memory is customers ×
-products at most per batch, never products × products, so 60k-product catalogues fit.
+gives logits over the whole catalogue for the next basket. With ``repeat`` (the
+default) a product the customer bought in the baskets read also gets
+w · log(1 + baskets with it), w ≥ 0 read from the state: the next basket is mostly
+products bought before. Memory is transitions × products per batch (capped), never
+products × products, so 60k-product catalogues fit.
 
 Training: every transition "baskets so far → next basket" of every customer, a
 softmax cross-entropy averaged over the next basket's products. A customer's
@@ -64,7 +67,8 @@ def _on_one_thread(method):
 
 
 class _Network(nn.Module):
-    def __init__(self, n_products: int, dim: int, dropout: float, log_share: np.ndarray):
+    def __init__(self, n_products: int, dim: int, dropout: float, log_share: np.ndarray,
+                 repeat: bool):
         super().__init__()
         self.embed = nn.EmbeddingBag(n_products, dim, mode="mean")
         nn.init.normal_(self.embed.weight, std=dim**-0.5)
@@ -73,10 +77,22 @@ class _Network(nn.Module):
         self.out = nn.Linear(dim, dim)
         # start from popularity, which is also the score of a customer without baskets
         self.bias = nn.Parameter(torch.as_tensor(log_share, dtype=torch.float32))
+        self.repeat = nn.Linear(dim, 1) if repeat else None
 
-    def logits(self, hidden: torch.Tensor) -> torch.Tensor:
+    def logits(self, hidden: torch.Tensor, bought: sp.csr_matrix | None) -> torch.Tensor:
+        """``bought``: per row, how many of the baskets read so far hold each product
+        (None without the repeat term)."""
         # tied output: a product scores by how close its embedding is to the state
-        return self.out(self.drop(hidden)) @ self.embed.weight.T + self.bias
+        scores = self.out(self.drop(hidden)) @ self.embed.weight.T + self.bias
+        if self.repeat is None:
+            return scores
+        # buying again is most of what a next basket holds; the state sets how much it counts
+        coo = bought.tocoo()
+        rows = torch.as_tensor(coo.row, dtype=torch.long, device=scores.device)
+        cols = torch.as_tensor(coo.col, dtype=torch.long, device=scores.device)
+        weight = nn.functional.softplus(self.repeat(hidden)).squeeze(1)
+        again = weight[rows] * torch.log1p(torch.as_tensor(coo.data, device=scores.device))
+        return scores.index_put((rows, cols), again, accumulate=True)
 
 
 class SequenceModel(Recommender):
@@ -86,7 +102,8 @@ class SequenceModel(Recommender):
     read per customer; ``epochs``, ``lr``, ``batch_size`` (windows per step),
     ``patience`` (epochs without a better held-out loss before stopping),
     ``max_seconds`` (training budget; stops after the batch that passes it),
-    ``dropout``, ``seed``, ``device``.
+    ``dropout``, ``repeat`` (the buy-again term: off for a model of what is new to
+    the customer only), ``seed``, ``device``.
     """
 
     def __init__(
@@ -99,6 +116,7 @@ class SequenceModel(Recommender):
         patience: int = 2,
         max_seconds: float = 90.0,
         dropout: float = 0.2,
+        repeat: bool = True,
         seed: int = 0,
         device: str | None = None,
     ):
@@ -110,6 +128,7 @@ class SequenceModel(Recommender):
         self.patience = patience
         self.max_seconds = max_seconds
         self.dropout = dropout
+        self.repeat = repeat
         self.seed = seed
         self.device = device
 
@@ -150,7 +169,8 @@ class SequenceModel(Recommender):
         starts, lengths, held = self._windows(rng)
         in_baskets = np.bincount(self.baskets_.indices, minlength=n_products) + 1.0
         log_share = np.log(in_baskets / in_baskets.sum())
-        network = _Network(n_products, self.dim, self.dropout, log_share).to(self.device_)
+        network = _Network(n_products, self.dim, self.dropout, log_share, self.repeat)
+        network = network.to(self.device_)
         optimiser = torch.optim.Adam(network.parameters(), lr=self.lr)
         self.history_ = []
         best, best_state, waited = np.inf, copy.deepcopy(network.state_dict()), 0
@@ -158,8 +178,7 @@ class SequenceModel(Recommender):
         for _ in range(self.epochs):
             network.train()
             losses = []
-            for batch in np.array_split(rng.permutation(len(starts)),
-                                        max(1, -(-len(starts) // self.batch_size))):
+            for batch in self._batches(rng.permutation(len(starts)), lengths, n_products):
                 loss, _ = self._loss(network, starts[batch], lengths[batch], held[batch], train=True)
                 if loss is None:
                     continue
@@ -208,6 +227,18 @@ class SequenceModel(Recommender):
         held = last & np.isin(owner, chosen)
         return starts, lengths, held
 
+    def _batches(self, windows: np.ndarray, lengths: np.ndarray, n_products: int):
+        """``batch_size`` windows at a time, fewer where their logits (one row of
+        ``n_products`` per transition) would pass 2^24 numbers: 64 MB, several times
+        that with the softmax's gradients, on a 60k-product catalogue."""
+        max_rows = max(self.max_baskets, 2**24 // n_products)
+        start = 0
+        while start < len(windows):
+            rows = np.cumsum(lengths[windows[start : start + self.batch_size]])
+            stop = start + max(1, int(np.searchsorted(rows, max_rows, side="right")))
+            yield windows[start:stop]
+            start = stop
+
     def _states(self, network: _Network, starts: np.ndarray, lengths: np.ndarray) -> torch.Tensor:
         """GRU outputs after each input basket, flattened window by window (sum of lengths × dim)."""
         T = int(lengths.max())
@@ -224,18 +255,32 @@ class SequenceModel(Recommender):
         inputs = inputs.index_copy(0, flat, torch.cat([bags, gaps], dim=1))
         # padding sits after each window's baskets, so the causal GRU never reads it into them
         outputs, _ = network.gru(inputs.view(len(starts), T, -1))
-        return outputs.reshape(len(starts) * T, -1)[flat], positions, window
+        return outputs.reshape(len(starts) * T, -1)[flat], positions, step
+
+    def _bought(self, positions: np.ndarray, step: np.ndarray, rows: np.ndarray):
+        """For each of ``rows`` (indices into a window-by-window ``positions``), how many of
+        its window's baskets up to that one hold each product (len(rows) × P); None
+        without the repeat term."""
+        if not self.repeat:
+            return None
+        n = step[rows] + 1
+        owner = np.repeat(np.arange(len(rows)), n)
+        earlier = np.repeat(rows - step[rows], n) + (np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n))
+        pick = sp.csr_matrix((np.ones(len(owner), np.float32), (owner, positions[earlier])),
+                             shape=(len(rows), self.baskets_.shape[0]))
+        return sp.csr_matrix(pick @ self.baskets_)
 
     def _loss(self, network, starts, lengths, held, train: bool):
         """Mean next-basket cross-entropy over the training (or the held-out) transitions."""
-        states, positions, window = self._states(network, starts, lengths)
+        states, positions, step = self._states(network, starts, lengths)
         last = np.cumsum(lengths) - 1
         is_held = np.zeros(len(positions), bool)
         is_held[last[held]] = True
         keep = ~is_held if train else is_held
         if not keep.any():
             return None, 0
-        logits = network.logits(states[torch.as_tensor(keep, device=self.device_)])
+        logits = network.logits(states[torch.as_tensor(keep, device=self.device_)],
+                                self._bought(positions, step, np.flatnonzero(keep)))
         targets = self.baskets_[positions[keep] + 1]
         size = np.diff(targets.indptr)
         dev = self.device_
@@ -275,7 +320,9 @@ class SequenceModel(Recommender):
             c = idx[batch]
             lengths = np.minimum(self.count_[c], self.max_baskets)
             starts = self.first_[c] + self.count_[c] - lengths
-            states, _, _ = self._states(network, starts, lengths)
+            states, positions, step = self._states(network, starts, lengths)
+            last = np.cumsum(lengths) - 1
             out[torch.as_tensor(batch, device=self.device_)] = network.logits(
-                states[torch.as_tensor(np.cumsum(lengths) - 1, device=self.device_)])
+                states[torch.as_tensor(last, device=self.device_)],
+                self._bought(positions, step, last))
         return out
