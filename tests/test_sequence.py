@@ -133,3 +133,13 @@ def test_repeat_term_ranks_each_customers_staple_first():
     model = SequenceModel(dim=16, epochs=50, patience=5, lr=1e-2).fit(data)
     top = model.score(np.arange(200)).argmax(axis=1)
     assert (top == staple).mean() >= 0.9
+
+
+def test_too_few_customers_to_hold_out_still_trains():
+    rows = [(f"{c}-{k}", f"c{c}", f"p{(c + k) % 5}", 1, 1.0, T0 + pd.Timedelta(days=k))
+            for c in range(8) for k in range(4)]
+    data = Dataset.from_frames(pd.DataFrame(rows, columns=[
+        C.ORDER_ID, C.CUSTOMER_ID, C.PRODUCT_ID, C.QUANTITY, C.UNIT_PRICE, C.TIMESTAMP]))
+    model = SequenceModel(dim=8, epochs=4, lr=1e-2).fit(data)
+    assert len(model.history_) == 4
+    assert np.isfinite(model.score(np.arange(data.n_customers))).all()

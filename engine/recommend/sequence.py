@@ -138,8 +138,8 @@ class SequenceModel(Recommender):
                                  ("batch_size", 1), ("patience", 1))
                if getattr(self, name) < low]
         if not (self.lr > 0 and self.max_seconds > 0 and 0 <= self.dropout < 1):
-            bad.append(f"SequenceModel: lr and max_seconds must be > 0 and dropout in [0, 1); got lr={self.lr}, "
-                       f"max_seconds={self.max_seconds}, dropout={self.dropout}")
+            bad.append(f"SequenceModel: lr and max_seconds must be > 0 and dropout in [0, 1); "
+                       f"got lr={self.lr}, max_seconds={self.max_seconds}, dropout={self.dropout}")
         if bad:
             raise ConfigError(bad)
 
@@ -195,7 +195,9 @@ class SequenceModel(Recommender):
             if not np.isfinite(losses[-1]):
                 raise ModelFitError("SequenceModel: NaN encountered in the loss; lower lr")
             self.history_.append({"train": float(np.mean(losses)), "held_out": val})
-            if val < best - 1e-4:
+            if np.isnan(val):  # too few customers to hold any out: train every epoch
+                best_state = copy.deepcopy(network.state_dict())
+            elif val < best - 1e-4:
                 best, best_state, waited = val, copy.deepcopy(network.state_dict()), 0
             else:
                 waited += 1
