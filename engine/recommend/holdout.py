@@ -8,7 +8,7 @@ protocol.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -30,6 +30,9 @@ class HoldoutSplit:
     cold_targets: list[np.ndarray]
     cold_train: object = None  # Dataset the cold-start hybrid is fitted on
     cold_simulated: bool = False
+    # the next-purchase protocol: everything each customer bought in the window
+    next_customers: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    next_targets: list = field(default_factory=list)
 
 
 def holdout_split(
@@ -55,11 +58,13 @@ def holdout_split(
     after = after[after[C.CUSTOMER_ID].isin(train.customers[C.CUSTOMER_ID])]
     cidx = train.customer_index(after[C.CUSTOMER_ID].to_numpy()) if len(after) else np.zeros(0, int)
     pairs = pd.DataFrame({"c": cidx, "p": after[C.PRODUCT_IDX].to_numpy()}).drop_duplicates()
+    nc, nt = _group(pairs)
     new = ~np.asarray(seen[pairs["c"].to_numpy(), pairs["p"].to_numpy()]).ravel().astype(bool)
     pairs = pairs[new]
     tc, tt = _group(pairs)
     if not with_cold:
-        return HoldoutSplit(train, cut, tc, tt, np.zeros(0, np.int64), np.zeros(0, np.int64), [])
+        return HoldoutSplit(train, cut, tc, tt, np.zeros(0, np.int64), np.zeros(0, np.int64), [],
+                            next_customers=nc, next_targets=nt)
     sold_before = np.asarray(train.matrix.sum(axis=0)).ravel() > 0
     cold = np.setdiff1d(pairs["p"].unique(), np.flatnonzero(sold_before))
     cold_train, simulated = train, False
@@ -76,7 +81,7 @@ def holdout_split(
     has = pd.Index(cold_train.customer_ids).get_indexer(ids)
     cold_pairs = pd.DataFrame({"c": has, "p": cold_pairs["p"].to_numpy()})[has >= 0]
     cc, ct = _group(cold_pairs)
-    return HoldoutSplit(train, cut, tc, tt, np.sort(cold), cc, ct, cold_train, simulated)
+    return HoldoutSplit(train, cut, tc, tt, np.sort(cold), cc, ct, cold_train, simulated, nc, nt)
 
 
 def _group(pairs: pd.DataFrame) -> tuple[np.ndarray, list[np.ndarray]]:
