@@ -77,7 +77,7 @@ def next_basket_split(data: Dataset, min_baskets: int = MIN_BASKETS):
     sorted product-index arrays): each customer with ``min_baskets`` or more baskets
     has the last one (by time) held out."""
     cust = np.asarray(data.order_customer, dtype=np.int64)
-    order = np.lexsort((np.arange(len(cust)), np.asarray(data.order_time), cust))
+    order = data.orders_by_customer()
     c = cust[order]
     last_of_customer = np.r_[c[1:] != c[:-1], True]
     counts = np.bincount(cust, minlength=data.n_customers)

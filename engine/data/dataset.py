@@ -64,6 +64,10 @@ class Dataset:
     def n_orders(self) -> int:
         return len(self.order_ids)
 
+    def orders_by_customer(self) -> np.ndarray:
+        """Order rows sorted by customer, then time, then row (stable for orders at one time)."""
+        return np.lexsort((np.arange(self.n_orders), self.order_time, self.order_customer))
+
     @property
     def product_ids(self) -> np.ndarray:
         return self.products[C.PRODUCT_ID].to_numpy()

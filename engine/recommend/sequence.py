@@ -155,8 +155,7 @@ class SequenceModel(Recommender):
         n_customers, n_products = self.X_.shape
 
         # baskets in (customer, time) order; each customer's run is [first_, first_ + count_)
-        order = np.lexsort((np.arange(len(dataset.order_customer)), dataset.order_time,
-                            dataset.order_customer))
+        order = dataset.orders_by_customer()
         self.baskets_ = sp.csr_matrix(dataset.baskets[order], dtype=np.float32)
         customer = np.asarray(dataset.order_customer)[order]
         self.count_ = np.bincount(customer, minlength=n_customers)
