@@ -128,9 +128,19 @@ def ranked(score: Scorer, customers: np.ndarray, k: int = K) -> np.ndarray:
 
 def ours_scores(history_dataset: Dataset, embeddings: np.ndarray) -> Scorer:
     """Our model's scorer for next-basket ranking (the one place to swap it): the
-    hybrid preference model fitted with seen products allowed, scored unmasked."""
-    prefs = fit_preferences(history_dataset, embeddings, PreferenceConfig(exclude_seen=False))
-    return prefs.model.score_torch
+    next-purchase list of ``fit_preferences`` (bought products included), as scores
+    that put its top ``K`` first in its order."""
+    prefs = fit_preferences(history_dataset, embeddings, PreferenceConfig())
+
+    def score(customers: np.ndarray) -> torch.Tensor:
+        top, prob, _ = prefs.model.next_purchase(customers, K)
+        out = torch.full((len(customers), history_dataset.n_products), -torch.inf)
+        rows = torch.arange(len(customers))[:, None].expand(-1, top.shape[1])
+        # rank-based values: the list's order, whatever the probabilities' ties
+        out[rows, torch.as_tensor(np.maximum(top, 0))] = torch.arange(K, 0, -1, dtype=torch.float32)
+        return out
+
+    return score
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -59,6 +59,12 @@ def _segment_option(p: argparse.ArgumentParser) -> None:
                    help="number of segments (default: chosen from the data)")
 
 
+def _purchased_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--purchased", choices=("include", "exclude"), default=None,
+                   help="recommendations include products the customer bought before (the "
+                        "next purchase; default) or exclude them (new products only)")
+
+
 def parse_maps(items: list[str]) -> dict[str, dict[str, str]]:
     """``["a.csv:Nr=order_id", "Menge=quantity"]`` → per-file mapping; a rule
     without ``FILE:`` applies to every file (key ``"*"``)."""
@@ -200,9 +206,15 @@ def register(subparsers) -> None:
     v.set_defaults(func=cmd_validate)
 
     e = subparsers.add_parser(
-        "evaluate", help="offline quality of the hybrid against popularity, item-kNN and EASE",
-        description="Temporal hold-out of the last weeks: Recall@K, NDCG@K, coverage, "
-                    "and a cold-start table. Exit 2 on bad input.")
+        "evaluate", help="offline quality of the recommendations against baselines: next "
+                         "purchase, new products, cold start",
+        description="Temporal hold-out of the last weeks, three tables with Recall@K, NDCG@K "
+                    "and their own baselines: the next purchase (everything bought in the "
+                    "hold-out, repeats included; against popularity, personal frequency, EASE, "
+                    "TIFU-KNN), new products (bought products excluded; against popularity, "
+                    "item-kNN, EASE) and cold start (products first sold in the hold-out, "
+                    "ranked in the whole catalogue; against popularity in category). "
+                    "Exit 2 on bad input.")
     _input_options(e)
     e.add_argument("--holdout-weeks", type=int, default=8)
     e.add_argument("--k", type=int, default=20)
@@ -211,12 +223,14 @@ def register(subparsers) -> None:
 
     r = subparsers.add_parser(
         "recommend", help="write the top-k products for every customer with history",
-        description="Columns: customer_id, rank, product_id, score, reason. Exit 2 on bad input.")
+        description="Columns: customer_id, rank, product_id, score, repeat, reason. "
+                    "Exit 2 on bad input.")
     _input_options(r)
     _segment_option(r)
     r.add_argument("--k", type=int, default=None, help="products per customer (default 10)")
     r.add_argument("--out", required=True, help="CSV file to write")
     r.add_argument("--no-reasons", action="store_true", help="leave the reason column empty")
+    _purchased_option(r)
     r.set_defaults(func=_guarded(cmd_recommend))
 
     b = subparsers.add_parser(
@@ -266,6 +280,7 @@ def register(subparsers) -> None:
                    help="write salted pseudonyms (the workspace's salt) instead of the shop's "
                         "customer ids")
     n.add_argument("--json", action="store_true", help="print run_report.json to stdout")
+    _purchased_option(n)
     n.set_defaults(func=_guarded(cmd_run))
 
 
@@ -309,22 +324,34 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result.to_dict(), default=float))
         return 0
-    print(f"hold-out: last {args.holdout_weeks} weeks; {result.protocol}")
-    print(result.table.to_string(index=False, float_format=lambda x: f"{x:.4f}"))
-    print("\ncold start:")
-    print(result.cold_start.to_string(index=False, float_format=lambda x: f"{x:.4f}"))
+    p = result.protocol
+    print(f"hold-out: last {args.holdout_weeks} weeks (cut {p['cut']}), K = {args.k}; "
+          f"protocol: {p}")
+    tables = [
+        (f"next purchase: everything bought in the hold-out, repeats included "
+         f"({p['next_purchase_customers']} customers)", result.next_purchase),
+        (f"new products: products the customer had not bought, bought ones excluded "
+         f"({p['test_customers']} customers)", result.table),
+        (f"cold start: {p['cold_products']} products without sales before the cut"
+         f"{' (simulated)' if p['cold_simulated'] else ''}, ranked in the whole catalogue "
+         f"({p['cold_customers']} customers)", result.cold_start),
+    ]
+    for heading, table in tables:
+        print(f"\n{heading}:")
+        print(table.to_string(index=False, float_format=lambda x: f"{x:.4f}") if len(table)
+              else "  (no customers)")
     return 0
 
 
 def cmd_recommend(args: argparse.Namespace) -> int:
-    config = config_from_args(args, {"recommendations_k": args.k,
+    config = config_from_args(args, {"recommendations_k": args.k, "purchased": args.purchased,
                                      "preferences": _segments(args)})
     _missing(args.files)
     dataset = stages.load(args.files, config.input).dataset
     emb = stages.embed(dataset, config.encoder, _workspace().embeddings_dir)
     segs = stages.segment(dataset, emb, config.preferences, config.seed)
     recs = stages.recommend(segs, dataset, emb, config.recommendations_k,
-                            reasons=not args.no_reasons)
+                            reasons=not args.no_reasons, purchased=config.purchased)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     recs.to_csv(args.out, index=False)
     print(f"wrote {len(recs)} rows for {dataset.n_customers} customers to {args.out}")
@@ -385,7 +412,8 @@ def cmd_price(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    config = config_from_args(args, {"pseudonymise": True} if args.pseudonymise else None)
+    config = config_from_args(args, {"pseudonymise": True if args.pseudonymise else None,
+                                     "purchased": args.purchased})
     _missing(args.files)
     workspace = _workspace()
     result = run(args.files, args.out, config, cache_dir=workspace.embeddings_dir,

@@ -104,7 +104,9 @@ class RunConfig:
 
     ``profit_draws``: simulated visitors per candidate when the bundle search
     ranks its finished bundles by the profit they add. ``recommendations_k``:
-    products per customer in ``recommendations.csv``.
+    products per customer in ``recommendations.csv``; ``purchased``: whether they
+    "include" products the customer bought before (the next purchase) or "exclude"
+    them (new products only).
     """
 
     input: InputConfig = field(default_factory=InputConfig)
@@ -115,6 +117,7 @@ class RunConfig:
     pricing: PricingConfig = field(default_factory=PricingConfig)
     season: SeasonConfig = field(default_factory=SeasonConfig)
     recommendations_k: int = 10
+    purchased: str = "include"
     profit_draws: int = 2_000
     pseudonymise: bool = False
     seed: int = 0
@@ -124,6 +127,9 @@ class RunConfig:
         if not _is_int(self.recommendations_k) or not 1 <= self.recommendations_k <= 1000:
             problems.append(f"recommendations_k = {self.recommendations_k!r}: an integer "
                             "from 1 to 1000")
+        if self.purchased not in ("include", "exclude"):
+            problems.append(f"purchased = {self.purchased!r}: \"include\" (the next purchase, "
+                            "bought products too) or \"exclude\" (new products only)")
         if not _is_int(self.profit_draws) or not 100 <= self.profit_draws <= 1_000_000:
             problems.append(f"profit_draws = {self.profit_draws!r}: an integer from 100 to "
                             "1,000,000")

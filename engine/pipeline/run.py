@@ -85,7 +85,8 @@ def compute(
     recs = None
     if recommendations:
         with step("recommendations"):
-            recs = stages.recommend(segments, dataset, embeddings, config.recommendations_k)
+            recs = stages.recommend(segments, dataset, embeddings, config.recommendations_k,
+                                    purchased=config.purchased)
     with step("demand"):
         model = stages.demand(dataset, segments, config.demand, config.season)
     with step("bundles") as tick:

@@ -204,9 +204,11 @@ def segment_names(dataset: Dataset, labels: np.ndarray, affinity: np.ndarray) ->
 
 
 def recommend(segments: Segments, dataset: Dataset, embeddings: np.ndarray, k: int,
-              reasons: bool = True) -> pd.DataFrame:
-    """Top ``k`` products per customer with history, with the reason."""
-    return recommend_top_k(segments.preferences, dataset, embeddings, k, reasons=reasons)
+              reasons: bool = True, purchased: str = "include") -> pd.DataFrame:
+    """Top ``k`` products per customer with history, with the reason and whether each
+    is a repeat; ``purchased``: "include" (the next purchase) or "exclude" (new only)."""
+    return recommend_top_k(segments.preferences, dataset, embeddings, k, reasons=reasons,
+                           purchased=purchased)
 
 
 def demand(dataset: Dataset, segments: Segments, config: DemandConfig,

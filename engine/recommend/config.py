@@ -47,7 +47,11 @@ class PreferenceConfig:
     validation_weeks: int = 4
     validation_customers: int = 1500
     temperature: float | None = None  # None: fitted with the weights (hybrid.py)
-    exclude_seen: bool = True
+    new_candidates: int = 50  # the hybrid's best new products the next-purchase list weighs
+    # the GRU over each customer's baskets (engine/recommend/sequence.py) as one more
+    # part of the next-purchase list: "auto" keeps it where it wins the validation
+    # window, "on" always, "off" never trains it
+    sequence: str = "auto"
     n_segments: int | None = None  # None: the k chosen by held-out purchases (segments.py)
     # the analyst's bounds on that choice
     k_range: tuple[int, int] = (2, 10)
@@ -63,6 +67,10 @@ class PreferenceConfig:
         lo, hi = self.k_range
         if not 2 <= lo <= hi:
             raise ValueError(f"k_range must satisfy 2 <= low <= high, got {self.k_range}")
+        if self.sequence not in ("auto", "on", "off"):
+            raise ValueError(f"sequence must be 'auto', 'on' or 'off', got {self.sequence!r}")
+        if not isinstance(self.new_candidates, int) or self.new_candidates < 1:
+            raise ValueError(f"new_candidates must be an integer >= 1, got {self.new_candidates!r}")
         if self.validation_weeks < 1:
             raise ValueError(f"validation_weeks must be >= 1, got {self.validation_weeks}")
 

@@ -75,7 +75,15 @@ from engine.recommend.models import (
     top_k,
 )
 from engine.recommend.profiles import content_profiles, recency_weights, weighted_matrix
+from engine.recommend.repeat import (
+    FALLBACK,
+    BuyAgain,
+    fit_buy_again,
+    next_purchase_top,
+    purchase_history,
+)
 from engine.recommend.segments import customer_segments
+from engine.recommend.sequence import SequenceModel
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +123,8 @@ class HybridModel(Recommender):
     def __init__(self, config: PreferenceConfig | None = None):
         self.config = config or PreferenceConfig()
 
-    def fit(self, dataset, embeddings: np.ndarray, segments: np.ndarray | None = None) -> HybridModel:
+    def fit(self, dataset, embeddings: np.ndarray, segments: np.ndarray | None = None,
+            seed: int = 0) -> HybridModel:
         """Fit on ``dataset``; ``segments`` (n_customers,) feeds the segment part."""
         cfg = self.config
         emb = np.asarray(embeddings, dtype=np.float32)
@@ -129,8 +138,9 @@ class HybridModel(Recommender):
                 f"segments has shape {np.shape(segments)}, expected ({dataset.n_customers},)"
             )
         self.tuning_ = {"tuned": False, "reason": "tune_weights is off"}
+        self.buy_again_ = FALLBACK
         if cfg.tune_weights:
-            cfg, self.tuning_ = tune_weights(dataset, emb, cfg, segments)
+            cfg, self.tuning_, self.buy_again_ = tune_weights(dataset, emb, cfg, segments, seed)
         if cfg.temperature is None:  # nothing to fit it on
             cfg = replace(cfg, temperature=FALLBACK_TEMPERATURE)
         self.config_ = cfg
@@ -172,7 +182,31 @@ class HybridModel(Recommender):
             self._segment_z = standardise(torch.as_tensor(self.segment_rate_, device=dev))
         self.X_ = W
         self.chunk_size = cfg.chunk_size
+        self.history_ = purchase_history(dataset)
+        self.sequence_ = None
+        if self.buy_again_.uses_sequence:
+            self.sequence_ = SequenceModel(seed=seed, device=cfg.device).fit(dataset)
         return self
+
+    def next_purchase(self, customer_idx, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Each customer's ``k`` most likely next purchases, bought-before products
+        included (engine/recommend/repeat.py): products, P(bought in the next weeks),
+        whether each is a repeat (customers × k)."""
+        idx = self._customers(customer_idx)
+        out = [np.zeros((0, k), np.int64), np.zeros((0, k), np.float32), np.zeros((0, k), bool)]
+        parts = [out]
+        for start in range(0, len(idx), self.chunk_size):
+            chunk = idx[start : start + self.chunk_size]
+            parts.append(self.next_purchase_from(chunk, self.score_torch(chunk), k))
+        return tuple(np.concatenate(p) for p in zip(*parts, strict=True))
+
+    def next_purchase_from(self, customers: np.ndarray, scores: torch.Tensor, k: int):
+        """``next_purchase`` from the customers' hybrid ``scores`` already computed."""
+        sequence = None
+        if self.sequence_ is not None:
+            sequence = standardise_(self.sequence_.score_torch(customers)).cpu().numpy()
+        return next_purchase_top(self.buy_again_, scores.float().cpu().numpy(), self.history_,
+                                 customers, k, self.config_.new_candidates, sequence)
 
     def score_torch(self, customer_idx, history: sp.csr_matrix | None = None) -> torch.Tensor:
         idx = self._customers(customer_idx)
@@ -281,19 +315,22 @@ def combine(parts: dict[str, torch.Tensor], config: PreferenceConfig) -> torch.T
 def tune_weights(
     dataset, embeddings: np.ndarray, config: PreferenceConfig, segments: np.ndarray | None,
     seed: int = 0,
-) -> tuple[PreferenceConfig, dict]:
-    """The config with weights chosen on the last ``validation_weeks`` of ``dataset``.
+) -> tuple[PreferenceConfig, dict, BuyAgain]:
+    """The config with weights chosen on the last ``validation_weeks`` of ``dataset``,
+    and the next-purchase weighing (``BuyAgain``) learned on the same window.
 
-    Returns (config, report); the report has the validation NDCG@20 of the
-    starting and of the chosen weights, or ``reason`` when the history is too
-    short to hold a window out (then the config comes back unchanged).
+    Returns (config, report, buy_again); the report has the validation NDCG@20 of
+    the starting and of the chosen weights and ``next_purchase`` (how the buy-again
+    part was fitted, whether the sequence model entered), or ``reason`` when the
+    history is too short to hold a window out (then the config comes back unchanged
+    and the buy-again part is ``FALLBACK``).
     """
     try:
         split = holdout_split(dataset, config.validation_weeks, with_cold=False)
     except DataValidationError as exc:
-        return config, {"tuned": False, "reason": str(exc.issues[0].message)}
+        return config, {"tuned": False, "reason": str(exc.issues[0].message)}, FALLBACK
     if len(split.test_customers) < 20:
-        return config, {"tuned": False, "reason": "fewer than 20 validation customers"}
+        return config, {"tuned": False, "reason": "fewer than 20 validation customers"}, FALLBACK
     inner_segments = None
     if segments is not None:
         # segments of the shorter history, as many as given: the given ones know the
@@ -350,8 +387,61 @@ def tune_weights(
         "temperature": round(float(temperature), 4),
         "temperature_fitted": config.temperature is None,
     }
+    buy_again = _fit_next_purchase(model, split, best, seed)
+    report["next_purchase"] = buy_again.report
     log.info("hybrid weights tuned on the last %d weeks: %s", config.validation_weeks, report)
-    return replace(best, tune_weights=config.tune_weights, temperature=temperature), report
+    return replace(best, tune_weights=config.tune_weights, temperature=temperature), report, buy_again
+
+
+def _fit_next_purchase(model: HybridModel, split, config: PreferenceConfig, seed: int) -> BuyAgain:
+    """``BuyAgain`` learned on the validation window of ``split`` from the inner
+    ``model``'s scores under the chosen weights. With ``config.sequence`` "auto" the
+    GRU enters only when it ranks the window better: each half of the validation
+    customers is ranked by a weighing fitted on the other half, with and without it."""
+    cust, targets = split.next_customers, split.next_targets
+    if len(cust) < 20:
+        return replace(FALLBACK, report={"fitted": False,
+                                         "reason": "fewer than 20 customers bought in the window"})
+    rng = np.random.default_rng(seed)
+    pick = np.sort(rng.choice(len(cust), min(config.validation_customers, len(cust)), replace=False))
+    cust, targets = cust[pick], [targets[i] for i in pick]
+    parts = model.parts_by_mix(model.X_[cust], None, cust, (config.w_ease,))[config.w_ease]
+    scores = combine(parts, config).float().cpu().numpy()
+    del parts
+    history = model.history_
+    n_new = config.new_candidates
+    sequence, gate = None, {"sequence": "off"}
+    if config.sequence != "off":
+        seq_model = SequenceModel(seed=seed, device=config.device).fit(split.train)
+        z = standardise_(seq_model.score_torch(cust)).cpu().numpy()
+        without = _cross_fitted_ndcg(scores, history, cust, targets, n_new, seed, None)
+        with_gru = _cross_fitted_ndcg(scores, history, cust, targets, n_new, seed, z)
+        kept = config.sequence == "on" or with_gru > without + 1e-3
+        sequence = z if kept else None
+        gate = {"sequence": "kept" if kept else "left out",
+                "ndcg@20_without_sequence": round(without, 4),
+                "ndcg@20_with_sequence": round(with_gru, 4),
+                "sequence_train_seconds": round(seq_model.train_seconds_, 1)}
+    buy_again = fit_buy_again(scores, history, cust, targets, n_new, seed, sequence)
+    return replace(buy_again, report={**buy_again.report, **gate})
+
+
+def _cross_fitted_ndcg(scores, history, customers, targets, n_new, seed, sequence) -> float:
+    """NDCG@20 of the next-purchase lists, each half ranked by the weighing fitted on
+    the other half."""
+    half = np.arange(len(customers)) % 2 == 0
+    total = 0.0
+    for fit_on in (half, ~half):
+        test = ~fit_on
+        pick = np.flatnonzero(fit_on)
+        seq_fit = None if sequence is None else sequence[fit_on]
+        buy_again = fit_buy_again(scores[fit_on], history, customers[fit_on],
+                                  [targets[i] for i in pick], n_new, seed, seq_fit)
+        seq_test = None if sequence is None else sequence[test]
+        top = next_purchase_top(buy_again, scores[test], history, customers[test], 20, n_new,
+                                seq_test)[0]
+        total += ranking_metrics(top, [targets[i] for i in np.flatnonzero(test)], 20)[1] * test.sum()
+    return float(total / len(customers))
 
 
 def fit_temperature(scores: torch.Tensor, targets: list[np.ndarray],

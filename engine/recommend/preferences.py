@@ -45,9 +45,12 @@ class Preferences:
     category_affinity : S × categories, summed segment_affinity per category.
     suggested_k : the k the held-out purchases choose (``k_choice.suggested``).
     k_choice : the curve over ``config.k_range`` and the reason for the k used.
-    top_products, top_scores : every customer's ``TOP_KEPT`` best products (seen ones
-        excluded when ``config.exclude_seen``) and their scores, ranked; kept from the
+    top_products, top_scores : every customer's ``TOP_KEPT`` best products new to them
+        (the hybrid; bought ones excluded) and their scores, ranked; kept from the
         fit's scoring of every customer so ``recommend_top_k`` need not score again.
+    next_products, next_scores, next_repeat : the same for the next purchase, bought
+        products included (``HybridModel.next_purchase``): P(bought in the next weeks)
+        and whether each is a repeat.
     """
 
     model: HybridModel
@@ -61,6 +64,9 @@ class Preferences:
     config: PreferenceConfig
     top_products: np.ndarray | None = None
     top_scores: np.ndarray | None = None
+    next_products: np.ndarray | None = None
+    next_scores: np.ndarray | None = None
+    next_repeat: np.ndarray | None = None
 
     @property
     def n_segments(self) -> int:
@@ -88,60 +94,68 @@ def _fit_preferences(dataset, embeddings, config, seed, report) -> Preferences:
     labels, centroids, k_choice = customer_segments(dataset, embeddings, config, seed)
     k = len(centroids)
     report(0.3)
-    model = HybridModel(config).fit(dataset, embeddings, segments=labels)
+    model = HybridModel(config).fit(dataset, embeddings, segments=labels, seed=seed)
     report(0.6)
     stats = copurchase_stats(dataset.baskets)
-    affinity, top_products, top_scores = _segment_means_and_top(model, labels, k, config)
+    affinity, new_top, next_top = _segment_means_and_top(model, labels, k)
     report(0.9)
     cats = dataset.products[C.CATEGORY].fillna("").astype(str).replace("", "(none)")
     cat_aff = pd.DataFrame(affinity.T).groupby(cats.to_numpy()).sum().T
     cat_aff.index.name = C.SEGMENT
     report(1.0)
     return Preferences(model, stats, labels, centroids, affinity, cat_aff, k_choice.suggested,
-                       k_choice, config, top_products, top_scores)
+                       k_choice, config, *new_top, *next_top)
 
 
-def _ranked(prefs: Preferences, idx: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Top ``k`` product indices and scores of customers ``idx``: from the fit when it
-    kept that many, else scored here."""
+def _ranked(prefs: Preferences, idx: np.ndarray, k: int,
+            purchased: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Top ``k`` product indices, scores and repeat flags of customers ``idx``
+    (``purchased``: "include" the next purchase, "exclude" new products only): from
+    the fit when it kept that many, else scored here."""
     model = prefs.model
     model._customers(idx)  # IndexError for a bad index
+    if purchased == "include":
+        if prefs.next_products is not None and k <= prefs.next_products.shape[1]:
+            return (prefs.next_products[idx, :k], prefs.next_scores[idx, :k],
+                    prefs.next_repeat[idx, :k])
+        return model.next_purchase(idx, k)
     if prefs.top_products is not None and k <= prefs.top_products.shape[1]:
-        return prefs.top_products[idx, :k], prefs.top_scores[idx, :k]
+        top = prefs.top_products[idx, :k]
+        return top, prefs.top_scores[idx, :k], np.zeros(top.shape, bool)
     ids, vals = [np.zeros((0, k), np.int64)], [np.zeros((0, k), np.float32)]
     for start in range(0, len(idx), model.chunk_size):
         chunk = idx[start : start + model.chunk_size]
-        scores = model.score_torch(chunk)
-        if prefs.config.exclude_seen:
-            scores = mask_seen(scores, model.X_[chunk])
-        v, i = top_k(scores, k)
+        v, i = top_k(mask_seen(model.score_torch(chunk), model.X_[chunk]), k)
         ids.append(i.cpu().numpy())
         vals.append(v.float().cpu().numpy())
-    return np.concatenate(ids), np.concatenate(vals)
+    top = np.concatenate(ids)
+    return top, np.concatenate(vals), np.zeros(top.shape, bool)
 
 
-def _segment_means_and_top(model: HybridModel, labels: np.ndarray, n_segments: int,
-                           config: PreferenceConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``model.segment_means`` and each customer's ``TOP_KEPT`` best products from one
-    scoring pass over the customers (the recommendations scored them all again)."""
+def _segment_means_and_top(model: HybridModel, labels: np.ndarray, n_segments: int):
+    """``model.segment_means``, each customer's ``TOP_KEPT`` best new products (ids,
+    scores) and next purchases (ids, P, repeat) from one scoring pass over the
+    customers (the recommendations scored them all again)."""
     X = model.X_
     total = torch.zeros(n_segments, X.shape[1], dtype=torch.float64, device=model.device_)
     labels_t = torch.as_tensor(np.asarray(labels, np.int64), device=model.device_)
     kept = min(TOP_KEPT, X.shape[1])
-    top_products = np.zeros((X.shape[0], kept), np.int64)
-    top_scores = np.zeros((X.shape[0], kept), np.float32)
+    new_top = [[np.zeros((0, kept), np.int64)], [np.zeros((0, kept), np.float32)]]
+    next_top = [[np.zeros((0, kept), np.int64)], [np.zeros((0, kept), np.float32)],
+                [np.zeros((0, kept), bool)]]
     for start in range(0, X.shape[0], model.chunk_size):
         idx = np.arange(start, min(start + model.chunk_size, X.shape[0]))
         scores = model.score_torch(idx)
         prob = torch.softmax(scores / model.config_.temperature, dim=1)
         total.index_add_(0, labels_t[idx], prob.double())
-        if config.exclude_seen:
-            scores = mask_seen(scores, X[idx])
-        vals, ids = top_k(scores, kept)
-        top_products[idx], top_scores[idx] = ids.cpu().numpy(), vals.float().cpu().numpy()
+        for out, part in zip(next_top, model.next_purchase_from(idx, scores, kept), strict=True):
+            out.append(part)
+        vals, ids = top_k(mask_seen(scores, X[idx]), kept)
+        new_top[0].append(ids.cpu().numpy())
+        new_top[1].append(vals.float().cpu().numpy())
     sizes = np.bincount(labels, minlength=n_segments).astype(np.float64)
     affinity = (total.cpu().numpy() / np.maximum(sizes, 1)[:, None]).astype(np.float32)
-    return affinity, top_products, top_scores
+    return (affinity, [np.concatenate(p) for p in new_top], [np.concatenate(p) for p in next_top])
 
 
 def explain(prefs: Preferences, dataset, embeddings: np.ndarray, customer: int, product: int) -> str:
@@ -269,27 +283,61 @@ def recommend_top_k(
     k: int = 10,
     customers: np.ndarray | None = None,
     reasons: bool = True,
+    purchased: str = "include",
 ) -> pd.DataFrame:
     """Top ``k`` for every customer (or the given indices): customer_id, rank, product_id,
-    score, reason. Seen products are excluded when ``config.exclude_seen``."""
+    score, repeat, reason. ``purchased``: "include" ranks
+    the next purchase, products bought before among them (score: P(bought in the next
+    weeks)); "exclude" ranks new products only (score: the hybrid's)."""
+    if purchased not in ("include", "exclude"):
+        raise ValueError(f"purchased must be 'include' or 'exclude', got {purchased!r}")
     with single_threaded():  # see engine/threads.py
-        return _recommend_top_k(prefs, dataset, embeddings, k, customers, reasons)
+        return _recommend_top_k(prefs, dataset, embeddings, k, customers, reasons, purchased)
 
 
-def _recommend_top_k(prefs, dataset, embeddings, k, customers, reasons) -> pd.DataFrame:
+def _recommend_top_k(prefs, dataset, embeddings, k, customers, reasons, purchased) -> pd.DataFrame:
     idx = np.arange(dataset.n_customers) if customers is None else np.asarray(customers, np.int64)
-    top, val = _ranked(prefs, idx, k)
+    top, val, repeat = _ranked(prefs, idx, k, purchased)
     kk = top.shape[1]
-    cust = np.repeat(idx, kk)
-    prod = top.ravel()
+    keep = top.ravel() >= 0  # a customer with fewer candidates than k
+    cust = np.repeat(idx, kk)[keep]
+    prod = top.ravel()[keep]
     out = pd.DataFrame({
         C.CUSTOMER_ID: dataset.customer_ids[cust],
-        "rank": np.tile(np.arange(1, kk + 1), len(idx)),
+        "rank": np.tile(np.arange(1, kk + 1), len(idx))[keep],
         C.PRODUCT_ID: dataset.product_ids[prod],
-        "score": val.ravel().round(4),
+        "score": val.ravel()[keep].round(4),
+        "repeat": repeat.ravel()[keep],
     })
+    out["reason"] = ""
     if reasons:
-        out["reason"] = explain_top(prefs, dataset, embeddings, idx, top)
-    else:
-        out["reason"] = ""
+        text = np.array(explain_top(prefs, dataset, embeddings, idx, np.maximum(top, 0)),
+                        dtype=object)[keep]
+        again = out["repeat"].to_numpy()
+        if again.any():
+            text[again] = repeat_reasons(prefs.model.history_, cust[again], prod[again])
+        out["reason"] = text
     return out
+
+
+def repeat_reasons(history, customers: np.ndarray, products: np.ndarray) -> list[str]:
+    """"Bought in 7 of 12 orders, last 20 days ago; usually every 30 days" for
+    products the customers bought before (the cycle: the customer's own where they
+    bought it again at least twice, else how often its buyers buy it again)."""
+    pos = history.position(customers, products)
+    n_orders = history.customer_orders[customers]
+    out = []
+    for orders, total, since, cycle, own in zip(
+            history.orders[pos].tolist(), n_orders.tolist(), history.last_days[pos].tolist(),
+            history.cycle_days[pos].tolist(), history.own_gaps[pos].tolist(), strict=True):
+        sentence = f"Bought in {orders:.0f} of {total} orders, last {_days(since)} ago"
+        if cycle == cycle:  # not NaN
+            sentence += (f"; usually every {_days(cycle)}" if own >= 2
+                         else f"; its buyers buy it again about every {_days(cycle)}")
+        out.append(sentence)
+    return out
+
+
+def _days(days: float) -> str:
+    days = max(round(days), 0)
+    return "1 day" if days == 1 else f"{days} days"

@@ -1,0 +1,292 @@
+"""Buy again: what a customer will buy next, the products they already buy included.
+
+On real shops the strongest signal of the next purchase is the customer's own
+history: ranking each customer's most-bought products first beats every
+collaborative model on the next-purchase protocol (``evaluate``). The hybrid
+(engine/recommend/hybrid.py) ranks products a customer has *not* bought; this
+module puts the two in one list.
+
+**Features of a bought product** (one row per customer × product bought before):
+
+* ``orders``: log(1 + orders with the product): how often;
+* ``share``: those orders over the customer's orders: how regularly;
+* ``days_since``: log(1 + days since the customer last bought it): how recently;
+* ``due`` and ``has_cycle``: how close the customer is to their usual interval
+  between two purchases of the product, −|log((days since + 1) / (cycle + 1))|.
+  The cycle is the product's median gap between two orders of the same customer
+  (products with at least ``min_gaps`` such gaps), moved towards the customer's
+  own median gap by how many gaps they have (log scale, ``cycle_prior`` pseudo-gaps);
+  products without a cycle get due 0 and has_cycle 0;
+* ``repeat_rate``: logit of the share of the product's buyers who bought it in
+  two or more orders (smoothed): milk is bought again, a wedding gift is not.
+
+**One ranked list.** Candidates per customer: every product bought before and the
+hybrid's best ``new_candidates`` others. A logistic regression on a validation
+window (the last weeks of the history, as the hybrid's weight tuning uses)
+learns P(bought in the window) from the hybrid score, a bought-before flag and
+the features above; the next-purchase list ranks the candidates by it. The
+hybrid score enters with a positive weight, so among new products the order is
+the hybrid's. Without a window to learn from, ``FALLBACK`` ranks bought
+products by how often, then the hybrid's new ones (the personal top frequency
+of the next-basket literature, with the hybrid for the rest).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+log = logging.getLogger(__name__)
+
+FEATURES = ("orders", "share", "days_since", "due", "has_cycle", "repeat_rate")
+
+
+@dataclass(frozen=True)
+class PurchaseHistory:
+    """Every (customer, product) pair bought before ``now``, sorted by customer then product.
+
+    ``features`` (pairs × len(FEATURES)); ``orders`` and ``last_days`` (raw counts and
+    days since the last purchase, for the reasons); ``cycle_days`` the cycle used
+    (NaN where none); ``product_cycle_days`` per product (NaN where the data shows none);
+    ``customer_orders`` orders per customer; ``own_gaps`` the pair's own gaps between
+    two purchases (the cycle is the customer's own from 2 on).
+    """
+
+    customers: np.ndarray
+    products: np.ndarray
+    features: np.ndarray
+    orders: np.ndarray
+    last_days: np.ndarray
+    cycle_days: np.ndarray
+    product_cycle_days: np.ndarray
+    customer_orders: np.ndarray
+    own_gaps: np.ndarray
+    n_customers: int
+    n_products: int
+
+    def position(self, customers: np.ndarray, products: np.ndarray) -> np.ndarray:
+        """Positions of the given (customer, product) pairs (each must be there)."""
+        codes = self.customers * self.n_products + self.products
+        pos = np.searchsorted(codes, np.asarray(customers, np.int64) * self.n_products
+                              + np.asarray(products, np.int64))
+        return np.minimum(pos, len(codes) - 1)
+
+    def rows(self, customers: np.ndarray) -> np.ndarray:
+        """Positions of the pairs of ``customers`` (in that order)."""
+        start = np.searchsorted(self.customers, customers, side="left")
+        stop = np.searchsorted(self.customers, customers, side="right")
+        size = stop - start
+        return np.repeat(start - np.cumsum(size) + size, size) + np.arange(size.sum())
+
+
+def purchase_history(dataset, now=None, min_gaps: int = 3, cycle_prior: float = 2.0) -> PurchaseHistory:
+    """The bought-before features of every customer × product pair of ``dataset``;
+    ``now`` (default: the last order) is when days are counted to."""
+    b = sp.csr_matrix(dataset.baskets).tocoo()
+    t_order = np.asarray(dataset.order_time, dtype="datetime64[ns]")
+    now = t_order.max() if now is None and len(t_order) else np.datetime64(now, "ns")
+    day = np.timedelta64(1, "D")
+    cust = np.asarray(dataset.order_customer, np.int64)[b.row]
+    prod = b.col.astype(np.int64)
+    t = ((t_order[b.row] - t_order.min()) / day) if len(t_order) else np.zeros(0)
+    order = np.lexsort((t, prod, cust))
+    cust, prod, t = cust[order], prod[order], t[order]
+    new_pair = np.r_[True, (cust[1:] != cust[:-1]) | (prod[1:] != prod[:-1])]
+    pair = np.cumsum(new_pair) - 1
+    first = np.flatnonzero(new_pair)
+    n_pairs = len(first)
+    count = np.bincount(pair, minlength=n_pairs).astype(np.float64)
+    last = t[np.r_[first[1:], len(t)] - 1] if n_pairs else np.zeros(0)
+    pc, pp = cust[first], prod[first]
+
+    # gaps between consecutive orders of the same pair (same-day reorders are one visit)
+    gap = np.diff(t)
+    same = ~new_pair[1:] & (gap > 0.5)
+    gap_pair, gap_days = pair[1:][same], gap[same]
+    gap_product = prod[1:][same]
+    P = dataset.n_products
+    product_cycle = np.full(P, np.nan)
+    n_gaps_product = np.bincount(gap_product, minlength=P)
+    if len(gap_days):
+        by = np.lexsort((gap_days, gap_product))
+        gp, gd = gap_product[by], gap_days[by]
+        starts = np.searchsorted(gp, np.arange(P))
+        mid = starts + n_gaps_product // 2
+        has = n_gaps_product >= min_gaps
+        # median (upper middle for an even count: a whole number of days)
+        product_cycle[has] = gd[np.minimum(mid[has], len(gd) - 1)]
+    # the pair's own cycle moves the product's, on a log scale
+    n_own = np.bincount(gap_pair, minlength=n_pairs).astype(np.float64)
+    own_log = np.bincount(gap_pair, weights=np.log1p(gap_days), minlength=n_pairs)
+    prior_log = np.log1p(product_cycle[pp])
+    has_prior = np.isfinite(prior_log)
+    weight = np.where(has_prior, cycle_prior, 0.0)
+    cycle_log = (own_log + weight * np.nan_to_num(prior_log)) / np.maximum(n_own + weight, 1e-12)
+    has_cycle = (n_own >= 2) | has_prior
+    since = ((now - t_order.min()) / day - last) if n_pairs else np.zeros(0)
+    since = np.maximum(since, 0.0)
+    due = np.where(has_cycle, -np.abs(np.log1p(since) - cycle_log), 0.0)
+
+    n_orders = np.bincount(np.asarray(dataset.order_customer, np.int64), minlength=dataset.n_customers)
+    buyers = np.bincount(pp, minlength=P).astype(np.float64)
+    repeaters = np.bincount(pp[count >= 2], minlength=P).astype(np.float64)
+    rate = (repeaters + 1.0) / (buyers + 2.0)
+    features = np.column_stack([
+        np.log1p(count),
+        count / np.maximum(n_orders[pc], 1),
+        np.log1p(since),
+        due,
+        has_cycle.astype(np.float64),
+        np.log(rate / (1.0 - rate))[pp],
+    ]).astype(np.float32)
+    cycle_days = np.where(has_cycle, np.expm1(cycle_log), np.nan)
+    return PurchaseHistory(pc, pp, features, count, since, cycle_days, product_cycle,
+                           n_orders, n_own.astype(np.int64), dataset.n_customers, P)
+
+
+@dataclass(frozen=True)
+class BuyAgain:
+    """How the next-purchase list weighs the hybrid score against the history:
+    logit P(bought) = intercept + hybrid_weight · s + sequence_weight · z(GRU)
+                      + [bought before] · (seen_intercept + coef · features).
+    ``report``: what it was fitted on, or why it is the fallback."""
+
+    hybrid_weight: float
+    seen_intercept: float
+    coef: tuple[float, ...]
+    report: dict
+    sequence_weight: float = 0.0
+    intercept: float = 0.0
+
+    @property
+    def uses_sequence(self) -> bool:
+        return self.sequence_weight != 0.0
+
+    def seen_logit(self, features: np.ndarray) -> np.ndarray:
+        return self.seen_intercept + features @ np.asarray(self.coef, np.float32)
+
+
+# bought products by how often (far above any new one), new products by the hybrid
+FALLBACK = BuyAgain(1.0, 1000.0, (100.0, 0.0, 0.0, 0.0, 0.0, 0.0),
+                    {"fitted": False, "reason": "no validation window"})
+
+
+def candidates(scores: np.ndarray, history: PurchaseHistory, customers: np.ndarray,
+               n_new: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(row, product, history position or -1) of each customer's candidates: every
+    product bought before and the ``n_new`` best others by ``scores`` (rows aligned
+    with ``customers``; bought products already -inf there or not)."""
+    customers = np.asarray(customers, np.int64)
+    pos = history.rows(np.unique(customers))
+    # customers need not be sorted or distinct: map each pair to its rows by value
+    row_of = pd.Series(np.arange(len(customers))).groupby(customers).first()
+    seen_rows = row_of.reindex(history.customers[pos]).to_numpy(np.int64)
+    masked = np.array(scores, dtype=np.float32, copy=True)
+    masked[seen_rows, history.products[pos]] = -np.inf
+    n_new = min(n_new, scores.shape[1])
+    new = (np.argpartition(-masked, n_new - 1, axis=1)[:, :n_new] if n_new
+           else np.zeros((len(scores), 0), np.int64))
+    new_rows = np.repeat(np.arange(len(scores)), new.shape[1])
+    new_products = new.ravel()
+    keep = np.isfinite(masked[new_rows, new_products])
+    rows = np.r_[seen_rows, new_rows[keep]]
+    products = np.r_[history.products[pos], new_products[keep]]
+    where = np.r_[pos, np.full(int(keep.sum()), -1)]
+    return rows, products, where
+
+
+def candidate_logits(buy_again: BuyAgain, scores: np.ndarray, history: PurchaseHistory,
+                     rows: np.ndarray, products: np.ndarray, where: np.ndarray,
+                     sequence: np.ndarray | None = None) -> np.ndarray:
+    """logit P(bought) of each candidate; ``sequence``: the GRU's standardised scores
+    (rows aligned with ``scores``), needed when ``buy_again.uses_sequence``."""
+    logit = buy_again.intercept + buy_again.hybrid_weight * scores[rows, products].astype(np.float64)
+    if buy_again.uses_sequence:
+        logit += buy_again.sequence_weight * sequence[rows, products]
+    seen = where >= 0
+    logit[seen] += buy_again.seen_logit(history.features[where[seen]])
+    return logit
+
+
+def rank_candidates(rows: np.ndarray, products: np.ndarray, logits: np.ndarray,
+                    where: np.ndarray, n_rows: int, k: int) -> tuple[np.ndarray, ...]:
+    """Each row's ``k`` best candidates: products, P(bought) and whether each was bought
+    before (n_rows × k; -1, NaN and False where a row has fewer than ``k``).
+    Ties go to the lower product index."""
+    order = np.lexsort((products, -logits, rows))
+    r = rows[order]
+    rank = np.arange(len(order)) - np.searchsorted(r, r)
+    keep = rank < k
+    at = (r[keep], rank[keep])
+    top = np.full((n_rows, k), -1, np.int64)
+    prob = np.full((n_rows, k), np.nan, np.float32)
+    repeat = np.zeros((n_rows, k), bool)
+    top[at] = products[order][keep]
+    prob[at] = 1.0 / (1.0 + np.exp(-logits[order][keep]))
+    repeat[at] = where[order][keep] >= 0
+    return top, prob, repeat
+
+
+def next_purchase_top(buy_again: BuyAgain, scores: np.ndarray, history: PurchaseHistory,
+                      customers: np.ndarray, k: int, n_new: int = 50,
+                      sequence: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
+    """``rank_candidates`` of ``customers`` (rows of ``scores``, the hybrid unmasked)."""
+    rows, products, where = candidates(scores, history, customers, max(n_new, k))
+    logit = candidate_logits(buy_again, scores, history, rows, products, where, sequence)
+    return rank_candidates(rows, products, logit, where, len(customers), k)
+
+
+def fit_buy_again(scores: np.ndarray, history: PurchaseHistory, customers: np.ndarray,
+                  targets: list[np.ndarray], n_new: int = 50, seed: int = 0,
+                  sequence: np.ndarray | None = None) -> BuyAgain:
+    """Learn ``BuyAgain`` from validation customers' hybrid ``scores`` (rows aligned with
+    ``customers``), their history before the window and what they bought in it;
+    ``sequence`` (same shape) adds the GRU's scores as one more feature."""
+    from sklearn.linear_model import LogisticRegression
+
+    rows, products, where = candidates(scores, history, customers, n_new)
+    span = history.n_products
+    bought = _codes(targets, span)
+    y = np.isin(rows * span + products, bought)
+    if y.all() or not y.any():
+        return FALLBACK
+    seen = where >= 0
+    feats = np.zeros((len(rows), len(FEATURES)), np.float32)
+    feats[seen] = history.features[where[seen]]
+    columns = [scores[rows, products], seen.astype(np.float32)]
+    if sequence is not None:
+        columns.append(sequence[rows, products])
+    X = np.column_stack([*columns, feats])
+    mean, std = X.mean(axis=0), X.std(axis=0)
+    std[std == 0] = 1.0
+    lr = LogisticRegression(C=1.0, max_iter=500, random_state=seed)
+    lr.fit((X - mean) / std, y)
+    w = lr.coef_[0] / std  # back to the raw features' units
+    # the intercept shifts every candidate alike, so it leaves the ranking be; the
+    # probabilities keep it in the bought-before term and a new-product offset
+    intercept = float(lr.intercept_[0] - (lr.coef_[0] * mean / std).sum())
+    seq_w = float(w[2]) if sequence is not None else 0.0
+    coef = w[3:] if sequence is not None else w[2:]
+    names = ["hybrid", "bought_before"] + (["sequence"] if sequence is not None else [])
+    report = {
+        "fitted": True,
+        "validation_customers": int(len(customers)),
+        "candidates": int(len(y)),
+        "bought": int(y.sum()),
+        "repeat_share_of_bought": round(float(y[seen].sum() / max(y.sum(), 1)), 3),
+        "coefficients": {**{n: round(float(c), 4) for n, c in zip(names, w, strict=False)},
+                         **{f: round(float(c), 4) for f, c in zip(FEATURES, coef, strict=True)}},
+    }
+    # the hybrid keeps a positive weight: among new products the order stays the hybrid's
+    return BuyAgain(max(float(w[0]), 1e-6), float(w[1]), tuple(float(c) for c in coef), report,
+                    seq_w, intercept)
+
+
+def _codes(targets: list[np.ndarray], span: int) -> np.ndarray:
+    sizes = np.array([len(t) for t in targets], np.int64)
+    flat = np.concatenate([np.asarray(t, np.int64) for t in targets] or [np.zeros(0, np.int64)])
+    return np.repeat(np.arange(len(targets)), sizes) * span + flat
