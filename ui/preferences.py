@@ -17,7 +17,7 @@ import streamlit as st
 
 from engine import columns as C
 from engine.data.dataset import Dataset
-from engine.recommend import PreferenceConfig, Preferences, evaluate
+from engine.recommend import EvaluationResult, PreferenceConfig, Preferences, evaluate
 from engine.recommend.preferences import recommend_top_k
 
 
@@ -25,10 +25,12 @@ from engine.recommend.preferences import recommend_top_k
 def evaluation(
     name: str, folder: str, config: PreferenceConfig, holdout_weeks: int, k: int,
     _dataset: Dataset, _emb: np.ndarray,
-) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+) -> EvaluationResult:
+    """The three tables (engine/recommend/evaluate.py, frozen and picklable):
+    ``.next_purchase`` (repeats allowed), ``.new_products`` (also ``.table``),
+    ``.cold_start`` (cold products in the whole catalogue), ``.protocol``, ``.k``."""
     del name, folder
-    result = evaluate(_dataset, _emb, holdout_weeks, k, config)
-    return result.table, result.cold_start, result.protocol
+    return evaluate(_dataset, _emb, holdout_weeks, k, config)
 
 
 PART_MEANING = {
