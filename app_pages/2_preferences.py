@@ -60,6 +60,7 @@ st.subheader("How recommendations are scored for this shop")
 weights, weights_note = up.weights_table(prefs.model)
 st.dataframe(weights, hide_index=True, key="prefs_weights")
 st.caption(weights_note)
+st.caption(up.next_purchase_note(prefs.model))
 
 st.subheader("A customer")
 shown_ids = ws.pseudonymise(dataset.customer_ids)
@@ -67,12 +68,15 @@ pick = st.selectbox("Customer", np.arange(dataset.n_customers),
                     format_func=lambda i: f"{shown_ids[i]} (segment {names[prefs.segment_labels[i]]})",
                     key="prefs_customer_widget")
 emb = pipeline.embeddings(ds, config)
-history, recs = up.customer_view(prefs, dataset, emb, int(pick))
+history, next_recs, new_recs = up.customer_view(prefs, dataset, emb, int(pick))
 hcol, rcol = st.columns([1, 2])
-hcol.caption("History (recency-weighted)")
+hcol.caption("What they bought: in how many orders, days since the last, usual interval")
 hcol.dataframe(history, hide_index=True, key="prefs_history")
-rcol.caption("Top recommendations and why")
-rcol.dataframe(recs, hide_index=True, key="prefs_recs")
+next_tab, new_tab = rcol.tabs(["Next purchase (bought products included)", "New to this customer"])
+next_tab.caption("Score: chance of buying it in the next weeks; repeat: bought before.")
+next_tab.dataframe(next_recs, hide_index=True, key="prefs_next")
+new_tab.caption("Products the customer has not bought yet; score: the hybrid's.")
+new_tab.dataframe(new_recs, hide_index=True, key="prefs_new")
 
 st.subheader("Similar products")
 product = st.selectbox("Product", np.arange(dataset.n_products),
@@ -89,7 +93,8 @@ st.subheader("Offline quality")
 st.caption("Last 8 weeks held out; hybrid against popularity, item-kNN and EASE.")
 if st.button("Evaluate", key="prefs_evaluate_widget") or st.session_state.get("prefs_evaluated"):
     st.session_state["prefs_evaluated"] = True
-    table, cold, protocol = up.evaluation(name, folder, config.preferences, 8, 20, dataset, emb)
+    result = up.evaluation(name, folder, config.preferences, 8, 20, dataset, emb)
+    table, cold, protocol = result.new_products, result.cold_start, result.protocol
     st.dataframe(table, hide_index=True, key="prefs_eval_table")
     st.caption("Cold start (products new in the hold-out window)")
     st.dataframe(cold, hide_index=True)

@@ -70,18 +70,65 @@ def weights_table(model) -> tuple[pd.DataFrame, str]:
     return table, note
 
 
+def next_purchase_note(model) -> str:
+    """How the next-purchase list was fitted for this shop (``tuning_["next_purchase"]``):
+    the share of the window's purchases that were repeats and whether the sequence
+    model (GRU) entered, or why it was not fitted. Never raises: a missing field says so."""
+    tuning = getattr(model, "tuning_", None) or {}
+    report = tuning.get("next_purchase")
+    fallback = ("bought products ranked by how often the customer bought them, "
+                "then the hybrid's new ones")
+    if not isinstance(report, dict):
+        return f"Next purchase: not fitted ({tuning.get('reason', 'no validation window')}); {fallback}."
+    if not report.get("fitted"):
+        return f"Next purchase: not fitted ({report.get('reason', 'no reason given')}); {fallback}."
+    note = "Next purchase: P(bought in the next weeks) learned on the same weeks"
+    if isinstance(report.get("validation_customers"), int | float):
+        note += f" ({report['validation_customers']:,} customers)"
+    share = report.get("repeat_share_of_bought")
+    if isinstance(share, int | float):
+        note += f"; {share:.0%} of what they bought in the window they had bought before"
+    note += "."
+    sequence = report.get("sequence", "off")
+    if sequence == "off":
+        return note + " Sequence model (GRU) off."
+    with_gru, without = report.get("ndcg@20_with_sequence"), report.get("ndcg@20_without_sequence")
+    seconds = report.get("sequence_train_seconds")
+    note += " Sequence model (GRU" + (f", trained in {seconds:.0f} s" if isinstance(seconds, int | float) else "")
+    note += ") " + ("entered" if sequence == "kept" else "left out")
+    if isinstance(with_gru, int | float) and isinstance(without, int | float):
+        note += f": validation NDCG@20 {with_gru:.3f} with it, {without:.3f} without"
+    return note + "."
+
+
 def customer_view(prefs: Preferences, dataset: Dataset, emb: np.ndarray, customer: int, k: int = 10):
-    """(history, recommendations) frames of one customer (index)."""
-    row = prefs.model.X_[customer]
+    """(history, next purchase, new to the customer) frames of one customer (index).
+
+    The history: what the customer bought, in how many orders, how many days since
+    the last one and how often they usually buy it (``prefs.model.history_``; empty
+    where no cycle is known), most bought first. The
+    next purchase ranks bought products among the rest (score: P(bought in the
+    next weeks), ``repeat`` marks bought ones); the new list only products new to
+    the customer (score: the hybrid's)."""
+    names = dataset.products[C.NAME].to_numpy()
+    hist = prefs.model.history_
+    pos = hist.rows(np.array([customer], np.int64))
+    products = hist.products[pos]
+    # short, the numbers first: the page shows it in a third of the width
     history = pd.DataFrame({
-        C.PRODUCT_ID: dataset.product_ids[row.indices],
-        C.NAME: dataset.products[C.NAME].to_numpy()[row.indices],
-        C.CATEGORY: dataset.products[C.CATEGORY].to_numpy()[row.indices],
-        "recency_weight": np.round(row.data, 3),
-    }).sort_values("recency_weight", ascending=False, kind="stable")
-    recs = recommend_top_k(prefs, dataset, emb, k, customers=np.array([customer]))
-    recs.insert(3, C.NAME, dataset.products[C.NAME].to_numpy()[dataset.product_index(recs[C.PRODUCT_ID])])
-    return history, recs.drop(columns=[C.CUSTOMER_ID])
+        "orders": hist.orders[pos].astype(int),
+        "days ago": np.round(hist.last_days[pos]).astype(int),
+        "every (days)": np.round(hist.cycle_days[pos]),
+        C.NAME: names[products],
+    }).sort_values(["orders", "days ago"], ascending=[False, True], kind="stable")
+
+    def top(purchased: str) -> pd.DataFrame:
+        recs = recommend_top_k(prefs, dataset, emb, k, customers=np.array([customer]),
+                               purchased=purchased)
+        recs.insert(3, C.NAME, names[dataset.product_index(recs[C.PRODUCT_ID])])
+        return recs.drop(columns=[C.CUSTOMER_ID])
+
+    return history, top("include"), top("exclude").drop(columns=["repeat"])
 
 
 def similar_products(prefs: Preferences, dataset: Dataset, emb: np.ndarray, product: int, n: int = 8):
