@@ -90,17 +90,22 @@ ccol.caption("Bought together (co-purchase)")
 ccol.dataframe(co_df, hide_index=True)
 
 st.subheader("Offline quality")
-st.caption("Last 8 weeks held out; hybrid against popularity, item-kNN and EASE.")
+st.caption("The last 8 weeks held out, each list against its own baselines fitted on the "
+           "same earlier orders.")
 if st.button("Evaluate", key="prefs_evaluate_widget") or st.session_state.get("prefs_evaluated"):
     st.session_state["prefs_evaluated"] = True
     result = up.evaluation(name, folder, config.preferences, 8, 20, dataset, emb)
-    table, cold, protocol = result.new_products, result.cold_start, result.protocol
-    st.dataframe(table, hide_index=True, key="prefs_eval_table")
-    st.caption("Cold start (products new in the hold-out window)")
-    st.dataframe(cold, hide_index=True)
+    protocol = result.protocol
+    st.caption(f"Next purchase: everything bought after {protocol['cut']}, repeats included "
+               f"({protocol['next_purchase_customers']:,} customers)")
+    st.dataframe(result.next_purchase, hide_index=True, key="prefs_eval_next")
+    st.caption(f"New products: what customers bought for the first time "
+               f"({protocol['test_customers']:,} customers), bought products left out")
+    st.dataframe(result.new_products, hide_index=True, key="prefs_eval_table")
     st.caption(
-        f"Trained on orders before {protocol['cut']}: {protocol['test_customers']} customers "
-        f"bought products new to them afterwards; {protocol['cold_products']} products "
-        + ("were hidden from training to test cold start." if protocol["cold_simulated"]
-           else "sold for the first time in the hold-out.")
-    )
+        f"Cold start: {protocol['cold_products']} products "
+        + ("hidden from training to test cold start" if protocol["cold_simulated"]
+           else "sold for the first time in the hold-out")
+        + f", ranked in the whole catalogue for the {protocol['cold_customers']:,} customers "
+        "who bought them")
+    st.dataframe(result.cold_start, hide_index=True, key="prefs_eval_cold")

@@ -70,6 +70,18 @@ def test_preferences_page_renders_k_curve_and_k_slider_changes_segments(page):
     assert any("prefs_k_curve" in c.proto.id for c in at.get("plotly_chart"))
     at.button(key="prefs_evaluate_widget").click().run(timeout=FIT_TIMEOUT_S)
     assert not at.exception
-    table = next(d for d in at.dataframe if "model" in d.value.columns).value
-    assert set(table["model"]) >= {"hybrid", "popularity", "item-kNN", "EASE"}
-    assert any("hidden from training to test cold start" in c.value for c in at.caption)
+    tables = [d.value.set_index("model") for d in at.dataframe if "model" in d.value.columns]
+    assert len(tables) == 3
+    next_purchase, new_products, cold = tables
+    # each list against its own baselines: the next purchase against personal
+    # frequency and TIFU-KNN (which may repeat), new products against item-kNN
+    assert set(next_purchase.index) == {"hybrid", "popularity", "personal frequency", "EASE",
+                                        "TIFU-KNN"}
+    assert "repeat share" in next_purchase.columns
+    assert set(new_products.index) == {"hybrid", "popularity", "item-kNN", "EASE"}
+    assert set(cold.index) == {"hybrid (text)", "popularity in category"}
+    assert next_purchase["ndcg@20"].idxmax() == "hybrid"
+    assert cold["recall@20"].idxmax() == "hybrid (text)"
+    assert any(c.value.startswith("Next purchase: everything bought after") for c in at.caption)
+    assert any("hidden from training to test cold start" in c.value
+               and "ranked in the whole catalogue" in c.value for c in at.caption)
