@@ -409,9 +409,10 @@ def tune_weights(
 
 def _fit_next_purchase(model: HybridModel, split, config: PreferenceConfig, seed: int) -> BuyAgain:
     """``BuyAgain`` learned on the validation window of ``split`` from the inner
-    ``model``'s scores under the chosen weights. With ``config.sequence`` "auto" the
-    GRU enters only when it ranks the window better: each half of the validation
-    customers is ranked by a weighing fitted on the other half, with and without it."""
+    ``model``'s scores under the chosen weights. The classifier (linear or boosted)
+    and, with ``config.sequence`` "auto", whether the GRU enters are chosen by how
+    well they rank the window: each half of the validation customers ranked by a fit
+    on the other half."""
     cust, targets = split.next_customers, split.next_targets
     if len(cust) < 20:
         return replace(FALLBACK, report={"fitted": False,
@@ -422,35 +423,40 @@ def _fit_next_purchase(model: HybridModel, split, config: PreferenceConfig, seed
     parts = model.parts_by_mix(model.X_[cust], None, cust, (config.w_ease,))[config.w_ease]
     scores = combine(parts, config).float().cpu().numpy()
     del parts
-    history = model.history_
-    n_new = config.new_candidates
-    sequence, gate = None, {"sequence": "off"}
+    history, n_new = model.history_, config.new_candidates
+
+    def ndcg(sequence, kind):
+        return _cross_fitted_ndcg(scores, history, cust, targets, n_new, seed, sequence, kind)
+
+    by_kind = {kind: ndcg(None, kind) for kind in ("linear", "boosted")}
+    kind = max(by_kind, key=by_kind.get)
+    gate = {"ndcg@20_by_model": {k: round(v, 4) for k, v in by_kind.items()}, "sequence": "off"}
+    sequence = None
     if config.sequence != "off":
         seq_model = SequenceModel(seed=seed, device=config.device).fit(split.train)
         z = standardise_(seq_model.score_torch(cust)).cpu().numpy()
-        without = _cross_fitted_ndcg(scores, history, cust, targets, n_new, seed, None)
-        with_gru = _cross_fitted_ndcg(scores, history, cust, targets, n_new, seed, z)
-        kept = config.sequence == "on" or with_gru > without + 1e-3
+        with_gru = ndcg(z, kind)
+        kept = config.sequence == "on" or with_gru > by_kind[kind] + 1e-3
         sequence = z if kept else None
-        gate = {"sequence": "kept" if kept else "left out",
-                "ndcg@20_without_sequence": round(without, 4),
-                "ndcg@20_with_sequence": round(with_gru, 4),
-                "sequence_train_seconds": round(seq_model.train_seconds_, 1)}
-    buy_again = fit_buy_again(scores, history, cust, targets, n_new, seed, sequence)
+        gate.update({"sequence": "kept" if kept else "left out",
+                     "ndcg@20_without_sequence": round(by_kind[kind], 4),
+                     "ndcg@20_with_sequence": round(with_gru, 4),
+                     "sequence_train_seconds": round(seq_model.train_seconds_, 1)})
+    buy_again = fit_buy_again(scores, history, cust, targets, n_new, seed, sequence, kind)
     return replace(buy_again, report={**buy_again.report, **gate})
 
 
-def _cross_fitted_ndcg(scores, history, customers, targets, n_new, seed, sequence) -> float:
-    """NDCG@20 of the next-purchase lists, each half ranked by the weighing fitted on
+def _cross_fitted_ndcg(scores, history, customers, targets, n_new, seed, sequence, kind) -> float:
+    """NDCG@20 of the next-purchase lists, each half ranked by the classifier fitted on
     the other half."""
     half = np.arange(len(customers)) % 2 == 0
     total = 0.0
     for fit_on in (half, ~half):
         test = ~fit_on
-        pick = np.flatnonzero(fit_on)
         seq_fit = None if sequence is None else sequence[fit_on]
         buy_again = fit_buy_again(scores[fit_on], history, customers[fit_on],
-                                  [targets[i] for i in pick], n_new, seed, seq_fit)
+                                  [targets[i] for i in np.flatnonzero(fit_on)], n_new, seed,
+                                  seq_fit, kind)
         seq_test = None if sequence is None else sequence[test]
         top = next_purchase_top(buy_again, scores[test], history, customers[test], 20, n_new,
                                 seq_test)[0]

@@ -18,7 +18,9 @@ module puts the two in one list.
   own median gap by how many gaps they have (log scale, ``cycle_prior`` pseudo-gaps);
   products without a cycle get due 0 and has_cycle 0;
 * ``repeat_rate``: logit of the share of the product's buyers who bought it in
-  two or more orders (smoothed): milk is bought again, a wedding gift is not.
+  two or more orders (smoothed): milk is bought again, a wedding gift is not;
+* ``recent_30``, ``recent_120``: log(1 + orders with the product, each weighted
+  0.5 ** (age / half-life)): how often lately, as TIFU-KNN's time decay says it.
 
 **One ranked list.** Candidates per customer: every product bought before and the
 hybrid's best ``new_candidates`` others. A logistic regression on a validation
@@ -42,7 +44,10 @@ import scipy.sparse as sp
 
 log = logging.getLogger(__name__)
 
-FEATURES = ("orders", "share", "days_since", "due", "has_cycle", "repeat_rate")
+FEATURES = ("orders", "share", "days_since", "due", "has_cycle", "repeat_rate",
+            "recent_30", "recent_120")
+# half-lives (days) of the recency-weighted order counts
+RECENT_HALF_LIVES = (30.0, 120.0)
 
 
 @dataclass(frozen=True)
@@ -135,6 +140,9 @@ def purchase_history(dataset, now=None, min_gaps: int = 3, cycle_prior: float = 
     buyers = np.bincount(pp, minlength=P).astype(np.float64)
     repeaters = np.bincount(pp[count >= 2], minlength=P).astype(np.float64)
     rate = (repeaters + 1.0) / (buyers + 2.0)
+    age = ((now - t_order.min()) / day - t) if len(t) else np.zeros(0)
+    recent = [np.log1p(np.bincount(pair, weights=0.5 ** (np.maximum(age, 0) / h),
+                                   minlength=n_pairs)) for h in RECENT_HALF_LIVES]
     features = np.column_stack([
         np.log1p(count),
         count / np.maximum(n_orders[pc], 1),
@@ -142,6 +150,7 @@ def purchase_history(dataset, now=None, min_gaps: int = 3, cycle_prior: float = 
         due,
         has_cycle.astype(np.float64),
         np.log(rate / (1.0 - rate))[pp],
+        *recent,
     ]).astype(np.float32)
     cycle_days = np.where(has_cycle, np.expm1(cycle_log), np.nan)
     return PurchaseHistory(pc, pp, features, count, since, cycle_days, product_cycle,
@@ -150,29 +159,45 @@ def purchase_history(dataset, now=None, min_gaps: int = 3, cycle_prior: float = 
 
 @dataclass(frozen=True)
 class BuyAgain:
-    """How the next-purchase list weighs the hybrid score against the history:
-    logit P(bought) = intercept + hybrid_weight · s + sequence_weight · z(GRU)
-                      + [bought before] · (seen_intercept + coef · features).
+    """How the next-purchase list weighs the hybrid score against the history.
+
+    ``estimator``: a fitted scikit-learn classifier of P(bought in the window) on
+    ``design`` (None: ``FALLBACK``'s rule); ``kind`` "linear" (logistic regression)
+    or "boosted" (gradient-boosted trees), whichever ranked the validation window
+    better; ``with_sequence``: whether the GRU's scores are one of its inputs;
     ``report``: what it was fitted on, or why it is the fallback."""
 
-    hybrid_weight: float
-    seen_intercept: float
-    coef: tuple[float, ...]
+    estimator: object | None
     report: dict
-    sequence_weight: float = 0.0
-    intercept: float = 0.0
+    kind: str = "rule"
+    with_sequence: bool = False
 
     @property
     def uses_sequence(self) -> bool:
-        return self.sequence_weight != 0.0
-
-    def seen_logit(self, features: np.ndarray) -> np.ndarray:
-        return self.seen_intercept + features @ np.asarray(self.coef, np.float32)
+        return self.with_sequence
 
 
 # bought products by how often (far above any new one), new products by the hybrid
-FALLBACK = BuyAgain(1.0, 1000.0, (100.0, 0.0, 0.0, 0.0, 0.0, 0.0),
-                    {"fitted": False, "reason": "no validation window"})
+FALLBACK = BuyAgain(None, {"fitted": False, "reason": "no validation window"})
+
+DESIGN = ("hybrid", "bought_before", "customer_orders", "product_buyers", *FEATURES)
+
+
+def design(scores: np.ndarray, history: PurchaseHistory, rows: np.ndarray,
+           products: np.ndarray, where: np.ndarray, customers: np.ndarray,
+           sequence: np.ndarray | None = None) -> np.ndarray:
+    """The classifier's inputs per candidate (``DESIGN``, then the GRU's score when
+    ``sequence`` is given): the bought-before features are 0 for a new product."""
+    seen = where >= 0
+    feats = np.zeros((len(rows), len(FEATURES)), np.float32)
+    feats[seen] = history.features[where[seen]]
+    buyers = np.bincount(history.products, minlength=history.n_products)
+    columns = [scores[rows, products], seen,
+               np.log1p(history.customer_orders[np.asarray(customers, np.int64)[rows]]),
+               np.log1p(buyers[products]), feats]
+    if sequence is not None:
+        columns.append(sequence[rows, products])
+    return np.column_stack(columns).astype(np.float32)
 
 
 def candidates(scores: np.ndarray, history: PurchaseHistory, customers: np.ndarray,
@@ -201,15 +226,16 @@ def candidates(scores: np.ndarray, history: PurchaseHistory, customers: np.ndarr
 
 def candidate_logits(buy_again: BuyAgain, scores: np.ndarray, history: PurchaseHistory,
                      rows: np.ndarray, products: np.ndarray, where: np.ndarray,
-                     sequence: np.ndarray | None = None) -> np.ndarray:
+                     customers: np.ndarray, sequence: np.ndarray | None = None) -> np.ndarray:
     """logit P(bought) of each candidate; ``sequence``: the GRU's standardised scores
     (rows aligned with ``scores``), needed when ``buy_again.uses_sequence``."""
-    logit = buy_again.intercept + buy_again.hybrid_weight * scores[rows, products].astype(np.float64)
-    if buy_again.uses_sequence:
-        logit += buy_again.sequence_weight * sequence[rows, products]
-    seen = where >= 0
-    logit[seen] += buy_again.seen_logit(history.features[where[seen]])
-    return logit
+    if buy_again.estimator is None:
+        logit = scores[rows, products].astype(np.float64)
+        seen = where >= 0
+        return logit + np.where(seen, 1000.0 + 100.0 * history.orders[np.maximum(where, 0)], 0.0)
+    X = design(scores, history, rows, products, where, customers,
+               sequence if buy_again.uses_sequence else None)
+    return buy_again.estimator.decision_function(X).astype(np.float64)
 
 
 def rank_candidates(rows: np.ndarray, products: np.ndarray, logits: np.ndarray,
@@ -236,54 +262,55 @@ def next_purchase_top(buy_again: BuyAgain, scores: np.ndarray, history: Purchase
                       sequence: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
     """``rank_candidates`` of ``customers`` (rows of ``scores``, the hybrid unmasked)."""
     rows, products, where = candidates(scores, history, customers, max(n_new, k))
-    logit = candidate_logits(buy_again, scores, history, rows, products, where, sequence)
+    logit = candidate_logits(buy_again, scores, history, rows, products, where, customers,
+                             sequence)
     return rank_candidates(rows, products, logit, where, len(customers), k)
 
 
 def fit_buy_again(scores: np.ndarray, history: PurchaseHistory, customers: np.ndarray,
                   targets: list[np.ndarray], n_new: int = 50, seed: int = 0,
-                  sequence: np.ndarray | None = None) -> BuyAgain:
+                  sequence: np.ndarray | None = None, kind: str = "boosted") -> BuyAgain:
     """Learn ``BuyAgain`` from validation customers' hybrid ``scores`` (rows aligned with
     ``customers``), their history before the window and what they bought in it;
-    ``sequence`` (same shape) adds the GRU's scores as one more feature."""
+    ``sequence`` (same shape) adds the GRU's scores as one more input. ``kind``:
+    "linear" (logistic regression on standardised inputs) or "boosted"
+    (scikit-learn's histogram gradient boosting: how often and how recently interact,
+    which a linear logit cannot say)."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
 
     rows, products, where = candidates(scores, history, customers, n_new)
-    span = history.n_products
-    bought = _codes(targets, span)
-    y = np.isin(rows * span + products, bought)
+    y = np.isin(rows * history.n_products + products, _codes(targets, history.n_products))
     if y.all() or not y.any():
         return FALLBACK
+    X = design(scores, history, rows, products, where, customers, sequence)
+    if kind == "linear":
+        estimator = make_pipeline(StandardScaler(),
+                                  LogisticRegression(C=1.0, max_iter=500, random_state=seed))
+    elif kind == "boosted":
+        estimator = HistGradientBoostingClassifier(
+            learning_rate=0.1, max_iter=200, max_leaf_nodes=31, min_samples_leaf=50,
+            early_stopping=True, validation_fraction=0.15, n_iter_no_change=10,
+            random_state=seed)
+    else:
+        raise ValueError(f"kind must be 'linear' or 'boosted', got {kind!r}")
+    estimator.fit(X, y)
     seen = where >= 0
-    feats = np.zeros((len(rows), len(FEATURES)), np.float32)
-    feats[seen] = history.features[where[seen]]
-    columns = [scores[rows, products], seen.astype(np.float32)]
-    if sequence is not None:
-        columns.append(sequence[rows, products])
-    X = np.column_stack([*columns, feats])
-    mean, std = X.mean(axis=0), X.std(axis=0)
-    std[std == 0] = 1.0
-    lr = LogisticRegression(C=1.0, max_iter=500, random_state=seed)
-    lr.fit((X - mean) / std, y)
-    w = lr.coef_[0] / std  # back to the raw features' units
-    # the intercept shifts every candidate alike, so it leaves the ranking be; the
-    # probabilities keep it in the bought-before term and a new-product offset
-    intercept = float(lr.intercept_[0] - (lr.coef_[0] * mean / std).sum())
-    seq_w = float(w[2]) if sequence is not None else 0.0
-    coef = w[3:] if sequence is not None else w[2:]
-    names = ["hybrid", "bought_before"] + (["sequence"] if sequence is not None else [])
     report = {
         "fitted": True,
+        "model": kind,
         "validation_customers": int(len(customers)),
         "candidates": int(len(y)),
         "bought": int(y.sum()),
         "repeat_share_of_bought": round(float(y[seen].sum() / max(y.sum(), 1)), 3),
-        "coefficients": {**{n: round(float(c), 4) for n, c in zip(names, w, strict=False)},
-                         **{f: round(float(c), 4) for f, c in zip(FEATURES, coef, strict=True)}},
     }
-    # the hybrid keeps a positive weight: among new products the order stays the hybrid's
-    return BuyAgain(max(float(w[0]), 1e-6), float(w[1]), tuple(float(c) for c in coef), report,
-                    seq_w, intercept)
+    if kind == "linear":
+        names = [*DESIGN, *(["sequence"] if sequence is not None else [])]
+        report["coefficients"] = {n: round(float(c), 4) for n, c in
+                                  zip(names, estimator[-1].coef_[0], strict=True)}
+    return BuyAgain(estimator, report, kind, sequence is not None)
 
 
 def _codes(targets: list[np.ndarray], span: int) -> np.ndarray:
