@@ -23,14 +23,13 @@ module puts the two in one list.
   0.5 ** (age / half-life)): how often lately, as TIFU-KNN's time decay says it.
 
 **One ranked list.** Candidates per customer: every product bought before and the
-hybrid's best ``new_candidates`` others. A logistic regression on a validation
-window (the last weeks of the history, as the hybrid's weight tuning uses)
-learns P(bought in the window) from the hybrid score, a bought-before flag and
-the features above; the next-purchase list ranks the candidates by it. The
-hybrid score enters with a positive weight, so among new products the order is
-the hybrid's. Without a window to learn from, ``FALLBACK`` ranks bought
-products by how often, then the hybrid's new ones (the personal top frequency
-of the next-basket literature, with the hybrid for the rest).
+hybrid's best ``new_candidates`` others. A classifier fitted on a validation
+window (the last weeks of the history, as the hybrid's weight tuning uses) learns
+P(bought in the window) from the hybrid score, a bought-before flag and the
+features above (``design``); logistic regression or gradient-boosted trees,
+whichever ranks the window better (hybrid.py). Without a window to learn from,
+``FALLBACK`` ranks bought products by how often, then the hybrid's new ones (the
+personal top frequency of the next-basket literature, with the hybrid for the rest).
 """
 
 from __future__ import annotations
