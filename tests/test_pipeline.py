@@ -73,7 +73,7 @@ def test_customer_files_keep_the_shops_ids(outputs, sample_dir):
     segments = pd.read_csv(outputs.out_dir / "segments.csv", dtype=str)
     recs = pd.read_csv(outputs.out_dir / "recommendations.csv", dtype={C.CUSTOMER_ID: str})
     assert set(segments[C.CUSTOMER_ID]) <= shop_ids
-    assert list(recs.columns) == [C.CUSTOMER_ID, "rank", C.PRODUCT_ID, "score", "reason"]
+    assert list(recs.columns) == [C.CUSTOMER_ID, "rank", C.PRODUCT_ID, "score", "repeat", "reason"]
     assert recs.groupby(C.CUSTOMER_ID)["rank"].max().eq(CONFIG.recommendations_k).all()
     # every segment named in segments.csv is offered only its own bundles
     offers = pd.read_csv(outputs.out_dir / "offers.csv", dtype=str).fillna("")
