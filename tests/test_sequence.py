@@ -79,6 +79,21 @@ def test_b_ranks_first_after_a_and_low_otherwise(planted):
     assert (elsewhere[:, B] - elsewhere[:, CONTROL]).mean() < 0.5
 
 
+def test_reading_a_longer_history_scores_its_new_baskets(planted):
+    """Fitted without anyone's last basket, the network reads the whole history
+    without training again (as the hybrid does after its validation window): the
+    customers whose A came in that last basket now get B next."""
+    data, groups, _ = planted
+    last = data.lines[C.ORDER_ID].str.endswith("-5").to_numpy()
+    earlier = SequenceModel(dim=32, epochs=40, patience=3, lr=1e-2, seed=0).fit(
+        data.subset_lines(~last))
+    whole = earlier.reading(data)
+    assert (rank_of(whole.score(groups["a_last"]), B) <= 3).mean() >= 0.8
+    assert whole.network_ is earlier.network_  # no second training
+    with pytest.raises(ValueError, match="fitted on 50 products"):
+        earlier.reading(Dataset.from_frames(data.lines[data.lines[C.PRODUCT_ID] != "p49"]))
+
+
 def test_an_order_blind_model_cannot_tell_the_groups_apart(planted):
     """The assertion above fails for a model of who bought what (item-kNN): customers
     with A earlier have A and B in their histories, so they get B at least as high."""

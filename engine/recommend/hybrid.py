@@ -190,7 +190,7 @@ class HybridModel(Recommender):
         self.history_ = purchase_history(dataset)
         self.sequence_ = None
         if self.buy_again_.uses_sequence:
-            self.sequence_ = SequenceModel(seed=seed, device=cfg.device).fit(dataset)
+            self.sequence_ = self.buy_again_.sequence_model.reading(dataset)
         return self
 
     def next_purchase(self, customer_idx, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -443,7 +443,8 @@ def _fit_next_purchase(model: HybridModel, split, config: PreferenceConfig, seed
                      "ndcg@20_with_sequence": round(with_gru, 4),
                      "sequence_train_seconds": round(seq_model.train_seconds_, 1)})
     buy_again = fit_buy_again(scores, history, cust, targets, n_new, seed, sequence, kind)
-    return replace(buy_again, report={**buy_again.report, **gate})
+    return replace(buy_again, report={**buy_again.report, **gate},
+                   sequence_model=seq_model if sequence is not None else None)
 
 
 def _cross_fitted_ndcg(scores, history, customers, targets, n_new, seed, sequence, kind) -> float:

@@ -163,13 +163,16 @@ class BuyAgain:
     ``estimator``: a fitted scikit-learn classifier of P(bought in the window) on
     ``design`` (None: ``FALLBACK``'s rule); ``kind`` "linear" (logistic regression)
     or "boosted" (gradient-boosted trees), whichever ranked the validation window
-    better; ``with_sequence``: whether the GRU's scores are one of its inputs;
+    better; ``with_sequence``: whether the GRU's scores are one of its inputs, and
+    ``sequence_model`` that GRU (fitted on the history before the window; the full
+    model reads the whole history with it instead of training a second one);
     ``report``: what it was fitted on, or why it is the fallback."""
 
     estimator: object | None
     report: dict
     kind: str = "rule"
     with_sequence: bool = False
+    sequence_model: object | None = None
 
     @property
     def uses_sequence(self) -> bool:

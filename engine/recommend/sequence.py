@@ -151,19 +151,8 @@ class SequenceModel(Recommender):
         start_time = time.perf_counter()
         rng = seed_everything(self.seed)
         self.device_ = choose_device(self.device)
-        self.X_ = as_matrix(dataset)
-        n_customers, n_products = self.X_.shape
-
-        # baskets in (customer, time) order; each customer's run is [first_, first_ + count_)
-        order = dataset.orders_by_customer()
-        self.baskets_ = sp.csr_matrix(dataset.baskets[order], dtype=np.float32)
-        customer = np.asarray(dataset.order_customer)[order]
-        self.count_ = np.bincount(customer, minlength=n_customers)
-        self.first_ = np.concatenate([[0], np.cumsum(self.count_)[:-1]])
-        days = np.asarray(dataset.order_time)[order].astype("datetime64[s]").astype(np.float64) / 86400
-        gap = np.diff(days, prepend=days[:1])
-        gap[self.first_[self.count_ > 0]] = 0.0  # a customer's first basket has no gap
-        self.gap_ = np.log1p(np.clip(gap, 0, None)).astype(np.float32)
+        self._read(dataset)
+        n_products = self.X_.shape[1]
 
         starts, lengths, held = self._windows(rng)
         in_baskets = np.bincount(self.baskets_.indices, minlength=n_products) + 1.0
@@ -209,6 +198,30 @@ class SequenceModel(Recommender):
         log.info("sequence model: %d epochs in %.1f s, held-out loss %.3f",
                  len(self.history_), self.train_seconds_, best)
         return self
+
+    def reading(self, dataset) -> SequenceModel:
+        """The fitted network reading ``dataset``'s baskets: the same shop with a longer
+        history (its products in the same order), scored without training again."""
+        if as_matrix(dataset).shape[1] != self.X_.shape[1]:
+            raise ValueError(f"SequenceModel was fitted on {self.X_.shape[1]} products; "
+                             f"the dataset has {as_matrix(dataset).shape[1]}")
+        model = copy.copy(self)
+        model._read(dataset)
+        return model
+
+    def _read(self, dataset) -> None:
+        """The baskets in (customer, time) order; each customer's run is
+        [first_, first_ + count_), with log(1 + days since the previous basket)."""
+        self.X_ = as_matrix(dataset)
+        order = dataset.orders_by_customer()
+        self.baskets_ = sp.csr_matrix(dataset.baskets[order], dtype=np.float32)
+        customer = np.asarray(dataset.order_customer)[order]
+        self.count_ = np.bincount(customer, minlength=self.X_.shape[0])
+        self.first_ = np.concatenate([[0], np.cumsum(self.count_)[:-1]])
+        days = np.asarray(dataset.order_time)[order].astype("datetime64[s]").astype(np.float64) / 86400
+        gap = np.diff(days, prepend=days[:1])
+        gap[self.first_[self.count_ > 0]] = 0.0  # a customer's first basket has no gap
+        self.gap_ = np.log1p(np.clip(gap, 0, None)).astype(np.float32)
 
     def _windows(self, rng: np.random.Generator):
         """Input windows (first basket position, number of input baskets) covering every
