@@ -202,6 +202,32 @@ def test_new_product_reaches_its_segment(sample):
     assert (ds2.products[C.CATEGORY].iloc[neigh] == "Coffee").mean() >= 0.8
 
 
+def test_new_product_in_a_catalogue_of_codes_reaches_its_category(sample):
+    """Without words (Ta-Feng: product and category codes only) the text encoder is off
+    and its embeddings are zeros; a never-sold product then borrows from the most-bought
+    products of its category code, and still reaches the coffee lovers."""
+    ds, _, truth, _ = sample
+    codes = {name: str(100 + i) for i, name in enumerate(sorted(ds.products[C.CATEGORY].unique()))}
+    products = ds.products[[C.PRODUCT_ID, C.PRICE, C.COST]].assign(
+        **{C.CATEGORY: ds.products[C.CATEGORY].map(codes)})
+    new = pd.DataFrame([{C.PRODUCT_ID: "NEW1", C.CATEGORY: codes["Coffee"], C.PRICE: 23.99,
+                         C.COST: 12.0}])
+    ds2 = Dataset.from_frames(ds.lines[list(C.ORDER_LINE_COLUMNS)],
+                              pd.concat([products, new], ignore_index=True), ds.customers)
+    emb = np.zeros((ds2.n_products, 16), np.float32)  # what stages.embed gives for codes
+    model = fit_preferences(ds2, emb, PreferenceConfig(sequence="off")).model
+    p = ds2.product_index(["NEW1"])[0]
+    neigh = model.text_neighbours_[p].indices
+    assert len(neigh) == 20 and (ds2.products[C.CATEGORY].iloc[neigh] == codes["Coffee"]).all()
+    labels = true_segment_labels(truth, ds2.customer_ids)
+    names = truth["wtp"]["segments"]
+    scores = model.score(np.arange(ds2.n_customers))
+    rank = (scores > scores[:, [p]]).sum(axis=1)
+    coffee = np.median(rank[labels == names.index("coffee lovers")])
+    parents = np.median(rank[labels == names.index("parents")])
+    assert coffee < 0.15 * ds2.n_products and parents > 4 * coffee, (coffee, parents)
+
+
 def test_weights_tuned_on_the_validation_window(sample, prefs):
     """The fit picks its weights on its own last weeks; on the sample market, whose
     customers buy by segment, the segment part earns a weight, and the chosen weights

@@ -62,9 +62,11 @@ import warnings
 from dataclasses import replace
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 import torch
 
+from engine import columns as C
 from engine.device import choose_device
 from engine.errors import DataValidationError
 from engine.recommend.config import WEIGHT_GRID, PreferenceConfig
@@ -158,7 +160,10 @@ class HybridModel(Recommender):
         self.profiles_ = content_profiles(W, emb)
         self.embeddings_ = emb
         buyers = np.asarray(binary.sum(axis=0)).ravel()
-        T = text_neighbour_matrix(emb, buyers > 0, cfg.text_neighbours)
+        if np.any(emb):
+            T = text_neighbour_matrix(emb, buyers > 0, cfg.text_neighbours)
+        else:  # a catalogue of codes: its categories are the only sign of what is alike
+            T = category_neighbour_matrix(dataset.products, buyers, cfg.text_neighbours)
         self.text_neighbours_ = T
 
         def borrowed(x: np.ndarray) -> np.ndarray:
@@ -409,10 +414,9 @@ def tune_weights(
 
 def _fit_next_purchase(model: HybridModel, split, config: PreferenceConfig, seed: int) -> BuyAgain:
     """``BuyAgain`` learned on the validation window of ``split`` from the inner
-    ``model``'s scores under the chosen weights. The classifier (linear or boosted)
-    and, with ``config.sequence`` "auto", whether the GRU enters are chosen by how
-    well they rank the window: each half of the validation customers ranked by a fit
-    on the other half."""
+    ``model``'s scores under the chosen weights. With ``config.sequence`` "auto" the
+    GRU enters where it ranks the window better: each half of the validation
+    customers ranked by a fit on the other half, with and without it."""
     cust, targets = split.next_customers, split.next_targets
     if len(cust) < 20:
         return replace(FALLBACK, report={"fitted": False,
@@ -425,29 +429,25 @@ def _fit_next_purchase(model: HybridModel, split, config: PreferenceConfig, seed
     del parts
     history, n_new = model.history_, config.new_candidates
 
-    def ndcg(sequence, kind):
-        return _cross_fitted_ndcg(scores, history, cust, targets, n_new, seed, sequence, kind)
-
-    by_kind = {kind: ndcg(None, kind) for kind in ("linear", "boosted")}
-    kind = max(by_kind, key=by_kind.get)
-    gate = {"ndcg@20_by_model": {k: round(v, 4) for k, v in by_kind.items()}, "sequence": "off"}
+    gate = {"sequence": "off"}
     sequence = None
     if config.sequence != "off":
         seq_model = SequenceModel(seed=seed, device=config.device).fit(split.train)
         z = standardise_(seq_model.score_torch(cust)).cpu().numpy()
-        with_gru = ndcg(z, kind)
-        kept = config.sequence == "on" or with_gru > by_kind[kind] + 1e-3
+        without_gru, with_gru = (_cross_fitted_ndcg(scores, history, cust, targets, n_new,
+                                                    seed, seq) for seq in (None, z))
+        kept = config.sequence == "on" or with_gru > without_gru + 1e-3
         sequence = z if kept else None
         gate.update({"sequence": "kept" if kept else "left out",
-                     "ndcg@20_without_sequence": round(by_kind[kind], 4),
+                     "ndcg@20_without_sequence": round(without_gru, 4),
                      "ndcg@20_with_sequence": round(with_gru, 4),
                      "sequence_train_seconds": round(seq_model.train_seconds_, 1)})
-    buy_again = fit_buy_again(scores, history, cust, targets, n_new, seed, sequence, kind)
+    buy_again = fit_buy_again(scores, history, cust, targets, n_new, seed, sequence)
     return replace(buy_again, report={**buy_again.report, **gate},
                    sequence_model=seq_model if sequence is not None else None)
 
 
-def _cross_fitted_ndcg(scores, history, customers, targets, n_new, seed, sequence, kind) -> float:
+def _cross_fitted_ndcg(scores, history, customers, targets, n_new, seed, sequence) -> float:
     """NDCG@20 of the next-purchase lists, each half ranked by the classifier fitted on
     the other half."""
     half = np.arange(len(customers)) % 2 == 0
@@ -457,7 +457,7 @@ def _cross_fitted_ndcg(scores, history, customers, targets, n_new, seed, sequenc
         seq_fit = None if sequence is None else sequence[fit_on]
         buy_again = fit_buy_again(scores[fit_on], history, customers[fit_on],
                                   [targets[i] for i in np.flatnonzero(fit_on)], n_new, seed,
-                                  seq_fit, kind)
+                                  seq_fit)
         seq_test = None if sequence is None else sequence[test]
         top = next_purchase_top(buy_again, scores[test], history, customers[test], 20, n_new,
                                 seq_test)[0]
@@ -542,6 +542,29 @@ def text_neighbour_matrix(embeddings: np.ndarray, sold: np.ndarray, k: int) -> s
     T = sp.csr_matrix(
         (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n)
     )
+    total = np.asarray(T.sum(axis=1)).ravel()
+    return sp.csr_matrix(sp.diags(1.0 / np.maximum(total, 1e-12)) @ T, dtype=np.float32)
+
+
+def category_neighbour_matrix(products: pd.DataFrame, buyers: np.ndarray, k: int) -> sp.csr_matrix:
+    """P × P for a catalogue without text: row p holds the ``k`` most-bought sold products
+    of p's category (not p itself), weighted by their buyers and normalised to sum 1;
+    empty rows where the catalogue has no categories."""
+    n = len(products)
+    if C.CATEGORY not in products:
+        return sp.csr_matrix((n, n), dtype=np.float32)
+    cat = products[C.CATEGORY].fillna("").astype(str).str.strip().to_numpy()
+    sold = np.flatnonzero((buyers > 0) & (cat != ""))
+    # each category's sold products, most bought first, the first k + 1 kept (one may be p)
+    order = sold[np.lexsort((sold, -buyers[sold], cat[sold]))]
+    rank = pd.Series(cat[order]).groupby(cat[order]).cumcount().to_numpy()
+    top = order[rank <= k]
+    members = pd.DataFrame({"category": cat[top], "neighbour": top, "weight": buyers[top]})
+    pairs = pd.DataFrame({"category": cat, "product": np.arange(n)}).merge(members, on="category")
+    pairs = pairs[pairs["product"] != pairs["neighbour"]]
+    pairs = pairs[pairs.groupby("product").cumcount() < k]
+    T = sp.csr_matrix((pairs["weight"].to_numpy(np.float64),
+                       (pairs["product"].to_numpy(), pairs["neighbour"].to_numpy())), shape=(n, n))
     total = np.asarray(T.sum(axis=1)).ravel()
     return sp.csr_matrix(sp.diags(1.0 / np.maximum(total, 1e-12)) @ T, dtype=np.float32)
 
