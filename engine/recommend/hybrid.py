@@ -539,11 +539,8 @@ def text_neighbour_matrix(embeddings: np.ndarray, sold: np.ndarray, k: int) -> s
         rows.append(np.repeat(own, k))
         cols.append(cand[top].ravel())
         vals.append(sim.ravel())
-    T = sp.csr_matrix(
-        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n)
-    )
-    total = np.asarray(T.sum(axis=1)).ravel()
-    return sp.csr_matrix(sp.diags(1.0 / np.maximum(total, 1e-12)) @ T, dtype=np.float32)
+    return _rows_summing_to_one(sp.csr_matrix(
+        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n)))
 
 
 def category_neighbour_matrix(products: pd.DataFrame, buyers: np.ndarray, k: int) -> sp.csr_matrix:
@@ -563,8 +560,12 @@ def category_neighbour_matrix(products: pd.DataFrame, buyers: np.ndarray, k: int
     pairs = pd.DataFrame({"category": cat, "product": np.arange(n)}).merge(members, on="category")
     pairs = pairs[pairs["product"] != pairs["neighbour"]]
     pairs = pairs[pairs.groupby("product").cumcount() < k]
-    T = sp.csr_matrix((pairs["weight"].to_numpy(np.float64),
-                       (pairs["product"].to_numpy(), pairs["neighbour"].to_numpy())), shape=(n, n))
+    return _rows_summing_to_one(sp.csr_matrix(
+        (pairs["weight"].to_numpy(np.float64),
+         (pairs["product"].to_numpy(), pairs["neighbour"].to_numpy())), shape=(n, n)))
+
+
+def _rows_summing_to_one(T: sp.csr_matrix) -> sp.csr_matrix:
     total = np.asarray(T.sum(axis=1)).ravel()
     return sp.csr_matrix(sp.diags(1.0 / np.maximum(total, 1e-12)) @ T, dtype=np.float32)
 

@@ -56,7 +56,8 @@ class PurchaseHistory:
     ``features`` (pairs × len(FEATURES)); ``orders`` and ``last_days`` (raw counts and
     days since the last purchase, for the reasons); ``cycle_days`` the cycle used
     (NaN where none); ``product_cycle_days`` per product (NaN where the data shows none);
-    ``customer_orders`` orders per customer; ``own_gaps`` the pair's own gaps between
+    ``customer_orders`` orders per customer; ``product_buyers`` customers per product;
+    ``own_gaps`` the pair's own gaps between
     two purchases (the cycle is the customer's own from 2 on).
     """
 
@@ -68,6 +69,7 @@ class PurchaseHistory:
     cycle_days: np.ndarray
     product_cycle_days: np.ndarray
     customer_orders: np.ndarray
+    product_buyers: np.ndarray
     own_gaps: np.ndarray
     n_customers: int
     n_products: int
@@ -153,7 +155,7 @@ def purchase_history(dataset, now=None, min_gaps: int = 3, cycle_prior: float = 
     ]).astype(np.float32)
     cycle_days = np.where(has_cycle, np.expm1(cycle_log), np.nan)
     return PurchaseHistory(pc, pp, features, count, since, cycle_days, product_cycle,
-                           n_orders, n_own.astype(np.int64), dataset.n_customers, P)
+                           n_orders, buyers, n_own.astype(np.int64), dataset.n_customers, P)
 
 
 @dataclass(frozen=True)
@@ -161,19 +163,15 @@ class BuyAgain:
     """How the next-purchase list weighs the hybrid score against the history.
 
     ``estimator``: a fitted scikit-learn classifier of P(bought in the window) on
-    ``design`` (None: ``FALLBACK``'s rule); ``with_sequence``: whether the GRU's scores are one of its inputs, and
-    ``sequence_model`` that GRU (fitted on the history before the window; the full
+    ``design`` (None: ``FALLBACK``'s rule); ``uses_sequence``: whether the GRU's
+    scores are one of its inputs, and ``sequence_model`` that GRU (fitted on the history before the window; the full
     model reads the whole history with it instead of training a second one);
     ``report``: what it was fitted on, or why it is the fallback."""
 
     estimator: object | None
     report: dict
-    with_sequence: bool = False
+    uses_sequence: bool = False
     sequence_model: object | None = None
-
-    @property
-    def uses_sequence(self) -> bool:
-        return self.with_sequence
 
 
 # bought products by how often (far above any new one), new products by the hybrid
@@ -190,10 +188,9 @@ def design(scores: np.ndarray, history: PurchaseHistory, rows: np.ndarray,
     seen = where >= 0
     feats = np.zeros((len(rows), len(FEATURES)), np.float32)
     feats[seen] = history.features[where[seen]]
-    buyers = np.bincount(history.products, minlength=history.n_products)
     columns = [scores[rows, products], seen,
                np.log1p(history.customer_orders[np.asarray(customers, np.int64)[rows]]),
-               np.log1p(buyers[products]), feats]
+               np.log1p(history.product_buyers[products]), feats]
     if sequence is not None:
         columns.append(sequence[rows, products])
     return np.column_stack(columns).astype(np.float32)

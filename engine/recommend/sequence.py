@@ -202,9 +202,9 @@ class SequenceModel(Recommender):
     def reading(self, dataset) -> SequenceModel:
         """The fitted network reading ``dataset``'s baskets: the same shop with a longer
         history (its products in the same order), scored without training again."""
-        if as_matrix(dataset).shape[1] != self.X_.shape[1]:
+        if dataset.n_products != self.X_.shape[1]:
             raise ValueError(f"SequenceModel was fitted on {self.X_.shape[1]} products; "
-                             f"the dataset has {as_matrix(dataset).shape[1]}")
+                             f"the dataset has {dataset.n_products}")
         model = copy.copy(self)
         model._read(dataset)
         return model
