@@ -161,6 +161,27 @@ def test_product_texts_include_attributes_and_skip_empty():
     ]
 
 
+def test_product_texts_leave_out_codes_and_what_the_name_says():
+    """A grocery catalogue without names: the name is built from the attributes,
+    so they are not repeated, and manufacturer numbers and UPCs (codes) stay out;
+    a small set of whole numbers (pack counts) is a quantity and stays in."""
+    n = 30
+    products = pd.DataFrame({
+        C.PRODUCT_ID: [f"p{i}" for i in range(n)],
+        C.NAME: ["Private FROZEN PIZZA 12 OZ"] * n,
+        C.CATEGORY: ["FROZEN GROCERY"] * n,
+        "MANUFACTURER": [str(100 + 7 * i) for i in range(n)],
+        "upc_code": [f"00{i:05d}" for i in range(n)],
+        "BRAND": ["Private"] * n,
+        "SUB_COMMODITY_DESC": ["FROZEN PIZZA"] * n,
+        "CURR_SIZE_OF_PRODUCT": ["12 OZ"] * n,
+        "pack": [1, 2, 4] * 10,
+    })
+    texts = product_texts(products)
+    assert texts[0] == "Private FROZEN PIZZA 12 OZ. category: FROZEN GROCERY. pack: 1"
+    assert len(set(texts)) == 3  # one text per pack size, so each is encoded once
+
+
 def test_product_texts_name_only_and_repeated_description():
     products = pd.DataFrame(
         {C.PRODUCT_ID: ["1", "2"], C.NAME: ["  RED  MUG ", "tea"], C.DESCRIPTION: ["red mug", ""]}

@@ -428,6 +428,11 @@ def _words(column: object) -> list[str]:
     return [w for w in re.split(r"[^A-Za-z0-9]+", text.lower()) if w]
 
 
+def is_identifier_column(column: object) -> bool:
+    """Whether a column's name says it holds identifiers or links (``upc``, ``image_url``)."""
+    return bool(_ID_WORDS & set(_words(column)))
+
+
 def _text(values: pd.Series) -> pd.Series:
     """Values as single-spaced stripped text; missing values as ""."""
     text = values.astype(object).where(values.notna(), "").astype(str)
@@ -456,7 +461,7 @@ def name_columns(products: pd.DataFrame) -> list[str]:
     """
     keep = []
     for col in products.columns:
-        if col in _NOT_NAME_PARTS or _ID_WORDS & set(_words(col)):
+        if col in _NOT_NAME_PARTS or is_identifier_column(col):
             continue
         text = _text(products[col])
         present = text[text != ""]
