@@ -30,6 +30,7 @@ from engine.recommend.hybrid import (
     HybridModel,
     _segment_rates,
     fit_temperature,
+    text_neighbour_matrix,
 )
 from engine.recommend.models import top_k
 from engine.recommend.preferences import explain_many, repeat_reasons
@@ -370,3 +371,27 @@ def test_segment_affinity_spreads_over_the_segments_taste(sample, prefs):
     aff = prefs.segment_affinity
     assert (aff.max(axis=1) < 0.2).all(), aff.max(axis=1)
     assert ((aff >= 0.1 * aff.max(axis=1, keepdims=True)).sum(axis=1) >= 10).all()
+
+
+def test_cell_search_finds_the_text_neighbours_of_a_big_catalogue():
+    """Above EXACT_NEIGHBOURS_UP_TO sold products the text neighbours come from a
+    cell search: on texts that form groups (as a catalogue's do) it finds nearly
+    all the weight of the exact neighbours, never a product itself, only sold ones."""
+    rng = np.random.default_rng(3)
+    topics = rng.standard_normal((200, 64)).astype(np.float32)
+    emb = topics[rng.integers(0, 200, 8000)] + 0.35 * rng.standard_normal((8000, 64)).astype(np.float32)
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    sold = rng.random(8000) < 0.7
+    exact = text_neighbour_matrix(emb, sold, 20)
+    cells = text_neighbour_matrix(emb, sold, 20, exact_up_to=0)
+    found = exact.multiply(cells > 0).sum() / exact.sum()
+    assert found >= 0.9, found
+    assert cells.diagonal().sum() == 0
+    assert not cells[:, ~sold].nnz
+    np.testing.assert_allclose(np.asarray(cells.sum(axis=1)).ravel(), 1.0, rtol=1e-5)
+    # the same search on texts with no groups at all finds far less: the test can fail
+    noise = rng.standard_normal((8000, 64)).astype(np.float32)
+    noise /= np.linalg.norm(noise, axis=1, keepdims=True)
+    exact_noise = text_neighbour_matrix(noise, sold, 20)
+    cells_noise = text_neighbour_matrix(noise, sold, 20, exact_up_to=0)
+    assert exact_noise.multiply(cells_noise > 0).sum() / exact_noise.sum() < found - 0.2

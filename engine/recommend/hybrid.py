@@ -518,29 +518,88 @@ def _segment_rates(binary: sp.csr_matrix, segments: np.ndarray) -> np.ndarray:
     return counts / np.maximum(np.bincount(segments, minlength=k), 1)[:, None]
 
 
-def text_neighbour_matrix(embeddings: np.ndarray, sold: np.ndarray, k: int) -> sp.csr_matrix:
+# Above this many sold products the text neighbours come from a cell search: the
+# exact one compares every product with every sold one, which grows with the
+# square of the catalogue (92k x 63k texts on a grocery shop: minutes).
+EXACT_NEIGHBOURS_UP_TO = 20_000
+CELL_PROBES = 8  # cells searched per product, of about sqrt(sold) cells
+
+
+def text_neighbour_matrix(embeddings: np.ndarray, sold: np.ndarray, k: int,
+                          exact_up_to: int = EXACT_NEIGHBOURS_UP_TO) -> sp.csr_matrix:
     """P × P: row p holds p's ``k`` nearest sold products by text (not p itself),
-    weights max(cos, 0) normalised to sum 1. Built in row blocks (P × P never dense)."""
+    weights max(cos, 0) normalised to sum 1. Built in row blocks (P × P never dense);
+    exact up to ``exact_up_to`` sold products, from ``_cell_neighbours`` above."""
     n = len(embeddings)
     cand = np.flatnonzero(sold)
     k = min(k, max(len(cand) - 1, 0))
     if k == 0:
         return sp.csr_matrix((n, n), dtype=np.float32)
-    emb_c = embeddings[cand]
-    rows, cols, vals = [], [], []
-    for start in range(0, n, 2048):
-        block = embeddings[start : start + 2048] @ emb_c.T
+    emb = np.asarray(embeddings, np.float32)
+    search = _exact_neighbours if len(cand) <= exact_up_to else _cell_neighbours
+    cols, sims = search(emb, cand, k)
+    found = cols >= 0
+    rows = np.repeat(np.arange(n), k).reshape(n, k)
+    return _rows_summing_to_one(sp.csr_matrix(
+        (np.maximum(sims[found], 0.0), (rows[found], cols[found])), shape=(n, n)))
+
+
+def _exact_neighbours(emb: np.ndarray, cand: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(P × k products, P × k cosines): each product's ``k`` most similar of ``cand``."""
+    emb_c = torch.from_numpy(emb[cand])
+    cols, sims = [], []
+    for start in range(0, len(emb), 2048):
+        block = torch.from_numpy(emb[start : start + 2048]) @ emb_c.T
         own = np.arange(start, start + len(block))
         pos = np.searchsorted(cand, own)
         is_own = (pos < len(cand)) & (cand[np.minimum(pos, len(cand) - 1)] == own)
         block[np.flatnonzero(is_own), pos[is_own]] = -np.inf  # never its own neighbour
-        top = np.argpartition(-block, k - 1, axis=1)[:, :k]
-        sim = np.maximum(np.take_along_axis(block, top, axis=1), 0.0)
-        rows.append(np.repeat(own, k))
-        cols.append(cand[top].ravel())
-        vals.append(sim.ravel())
-    return _rows_summing_to_one(sp.csr_matrix(
-        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n)))
+        sim, top = torch.topk(block, k, dim=1)
+        cols.append(cand[top.numpy()])
+        sims.append(sim.numpy())
+    return np.concatenate(cols), np.concatenate(sims)
+
+
+def _cell_neighbours(emb: np.ndarray, cand: np.ndarray, k: int,
+                     probes: int = CELL_PROBES) -> tuple[np.ndarray, np.ndarray]:
+    """``_exact_neighbours`` searched in cells (an inverted file, as FAISS's IVF):
+    the sold products are split into about sqrt(len(cand)) cells by k-means on
+    their texts, and each product is compared only with the sold products of its
+    ``probes`` nearest cells; a neighbour in a farther cell is missed (-1 where
+    fewer than ``k`` are found). Work grows with P × sqrt(sold), not P × sold."""
+    from sklearn.cluster import MiniBatchKMeans
+
+    n_cells = max(2, int(np.sqrt(len(cand))))
+    rng = np.random.default_rng(0)
+    sample = cand[np.sort(rng.choice(len(cand), min(len(cand), 50 * n_cells), replace=False))]
+    fit = MiniBatchKMeans(n_cells, init="random", n_init=1, batch_size=4096, max_iter=10,
+                          random_state=0)
+    cell = fit.fit(emb[sample]).predict(emb[cand])
+    centres = torch.from_numpy(fit.cluster_centers_.astype(np.float32))
+    queries = torch.from_numpy(emb)
+    probe = torch.topk(queries @ centres.T, min(probes, n_cells), dim=1)[1].numpy()
+    # the products asking each cell, and each cell's members, by one sort each
+    ask_order = np.argsort(probe.ravel(), kind="stable")
+    ask_bounds = np.searchsorted(probe.ravel()[ask_order], np.arange(n_cells + 1))
+    member_order = np.argsort(cell, kind="stable")
+    member_bounds = np.searchsorted(cell[member_order], np.arange(n_cells + 1))
+    best = torch.full((len(emb), k), -torch.inf)
+    best_col = torch.full((len(emb), k), -1, dtype=torch.long)
+    for c in range(n_cells):
+        members = cand[member_order[member_bounds[c] : member_bounds[c + 1]]]
+        asking = ask_order[ask_bounds[c] : ask_bounds[c + 1]] // probe.shape[1]
+        if not len(members) or not len(asking):
+            continue
+        block = queries[asking] @ queries[members].T
+        own_row, own_col = np.nonzero(asking[:, None] == members[None, :])
+        block[own_row, own_col] = -torch.inf  # never its own neighbour
+        members_t, asking_t = torch.from_numpy(members), torch.from_numpy(asking)
+        merged = torch.cat([best[asking_t], block], dim=1)
+        merged_col = torch.cat([best_col[asking_t], members_t.expand(len(asking), -1)], dim=1)
+        sim, at = torch.topk(merged, k, dim=1)
+        best[asking_t], best_col[asking_t] = sim, torch.gather(merged_col, 1, at)
+    best_col[torch.isinf(best)] = -1
+    return best_col.numpy(), best.numpy()
 
 
 def category_neighbour_matrix(products: pd.DataFrame, buyers: np.ndarray, k: int) -> sp.csr_matrix:
