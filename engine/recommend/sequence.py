@@ -11,7 +11,11 @@ products bought before. Memory is transitions × products per batch (capped), ne
 products × products, so 60k-product catalogues fit.
 
 Training: every transition "baskets so far → next basket" of every customer, a
-softmax cross-entropy averaged over the next basket's products. A customer's
+softmax cross-entropy averaged over the next basket's products. Above
+``SAMPLED_ABOVE`` products the softmax of a training step is sampled (Jean et
+al. 2015): the products of the batch's baskets exactly, ``NEGATIVES`` others
+drawn uniformly and weighted by the inverse of their chance to be drawn, so a
+step costs the same on 60k products as on 8k; the held-out loss stays exact. A customer's
 baskets are cut into windows of ``max_baskets`` inputs, so each transition is
 trained on once. The last transition of a seeded tenth of the customers is held
 out; training stops when its loss has not improved for ``patience`` epochs (or
@@ -40,6 +44,10 @@ from engine.recommend.models import Recommender, as_matrix
 from engine.seeding import seed_everything
 
 log = logging.getLogger(__name__)
+
+
+SAMPLED_ABOVE = 8192  # products; a training step's softmax is sampled above this
+NEGATIVES = 4096  # products drawn per sampled step
 
 
 @contextlib.contextmanager
@@ -79,11 +87,16 @@ class _Network(nn.Module):
         self.bias = nn.Parameter(torch.as_tensor(log_share, dtype=torch.float32))
         self.repeat = nn.Linear(dim, 1) if repeat else None
 
-    def logits(self, hidden: torch.Tensor, bought: sp.csr_matrix | None) -> torch.Tensor:
+    def logits(self, hidden: torch.Tensor, bought: sp.csr_matrix | None,
+               columns: torch.Tensor | None = None) -> torch.Tensor:
         """``bought``: per row, how many of the baskets read so far hold each product
-        (None without the repeat term)."""
+        (None without the repeat term); ``columns``: the products scored (all when
+        None; ``bought`` then has one column per product scored)."""
+        weight, bias = self.embed.weight, self.bias
+        if columns is not None:
+            weight, bias = weight[columns], bias[columns]
         # tied output: a product scores by how close its embedding is to the state
-        scores = self.out(self.drop(hidden)) @ self.embed.weight.T + self.bias
+        scores = self.out(self.drop(hidden)) @ weight.T + bias
         if self.repeat is None:
             return scores
         # buying again is most of what a next basket holds; the state sets how much it counts
@@ -166,8 +179,11 @@ class SequenceModel(Recommender):
         for _ in range(self.epochs):
             network.train()
             losses = []
-            for batch in self._batches(rng.permutation(len(starts)), lengths, n_products):
-                loss, _ = self._loss(network, starts[batch], lengths[batch], held[batch], train=True)
+            # a sampled step scores about as many products as an 8k-16k catalogue
+            width = n_products if n_products <= SAMPLED_ABOVE else 2 * SAMPLED_ABOVE
+            for batch in self._batches(rng.permutation(len(starts)), lengths, width):
+                loss, _ = self._loss(network, starts[batch], lengths[batch], held[batch], train=True,
+                                     rng=rng)
                 if loss is None:
                     continue
                 optimiser.zero_grad()
@@ -284,8 +300,10 @@ class SequenceModel(Recommender):
                              shape=(len(rows), self.baskets_.shape[0]))
         return sp.csr_matrix(pick @ self.baskets_)
 
-    def _loss(self, network, starts, lengths, held, train: bool):
-        """Mean next-basket cross-entropy over the training (or the held-out) transitions."""
+    def _loss(self, network, starts, lengths, held, train: bool,
+              rng: np.random.Generator | None = None):
+        """Mean next-basket cross-entropy over the training (or the held-out) transitions;
+        sampled over the products when ``rng`` is given and the catalogue is large."""
         states, positions, step = self._states(network, starts, lengths)
         last = np.cumsum(lengths) - 1
         is_held = np.zeros(len(positions), bool)
@@ -293,13 +311,28 @@ class SequenceModel(Recommender):
         keep = ~is_held if train else is_held
         if not keep.any():
             return None, 0
-        logits = network.logits(states[torch.as_tensor(keep, device=self.device_)],
-                                self._bought(positions, step, np.flatnonzero(keep)))
+        bought = self._bought(positions, step, np.flatnonzero(keep))
         targets = self.baskets_[positions[keep] + 1]
-        size = np.diff(targets.indptr)
         dev = self.device_
+        columns, correction, product = None, None, targets.indices
+        n_products = self.baskets_.shape[1]
+        if rng is not None and n_products > SAMPLED_ABOVE:
+            certain = np.union1d(targets.indices, bought.indices if bought is not None else [])
+            drawn = np.setdiff1d(rng.choice(n_products, NEGATIVES, replace=False), certain)
+            columns = np.concatenate([certain, drawn])
+            # each product outside the baskets is drawn with chance NEGATIVES / n_products
+            correction = torch.zeros(len(columns), device=dev)
+            correction[len(certain):] = float(np.log(n_products / NEGATIVES))
+            product = np.searchsorted(certain, targets.indices)
+            if bought is not None:
+                bought = sp.csr_matrix(bought[:, columns])
+            columns = torch.as_tensor(columns, dtype=torch.long, device=dev)
+        logits = network.logits(states[torch.as_tensor(keep, device=dev)], bought, columns)
+        if correction is not None:
+            logits = logits + correction
+        size = np.diff(targets.indptr)
         step = torch.as_tensor(np.repeat(np.arange(len(size)), size), device=dev)
-        product = torch.as_tensor(targets.indices, dtype=torch.long, device=dev)
+        product = torch.as_tensor(product, dtype=torch.long, device=dev)
         picked = torch.zeros(len(size), device=dev).index_add(0, step, logits[step, product])
         per_step = logits.logsumexp(dim=1) - picked / torch.as_tensor(size, device=dev)
         return per_step.mean(), len(size)
