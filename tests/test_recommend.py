@@ -395,3 +395,23 @@ def test_cell_search_finds_the_text_neighbours_of_a_big_catalogue():
     exact_noise = text_neighbour_matrix(noise, sold, 20)
     cells_noise = text_neighbour_matrix(noise, sold, 20, exact_up_to=0)
     assert exact_noise.multiply(cells_noise > 0).sum() / exact_noise.sum() < found - 0.2
+
+
+def test_item_knn_of_a_big_catalogue_ranks_the_same_neighbours_sparsely(monkeypatch):
+    """Above DENSE_NEIGHBOURS_UP_TO products item-kNN ranks co-occurrences where they
+    are: each product keeps the same similarities as the dense blocks give (ties may
+    pick other products of the same similarity), never itself."""
+    from engine.recommend import models
+
+    rng = np.random.default_rng(5)
+    X = sp.csr_matrix((rng.random((400, 900)) < 0.03).astype(np.float32))
+    dense = models.ItemKNN(n_neighbours=15).fit(X).similarity_
+    monkeypatch.setattr(models, "DENSE_NEIGHBOURS_UP_TO", 100)
+    sparse = models._sparse_top_neighbours  # small blocks, so that rows span several
+    monkeypatch.setattr(models, "_sparse_top_neighbours",
+                        lambda co, root, shrink, k: sparse(co, root, shrink, k, block=500))
+    fitted = models.ItemKNN(n_neighbours=15).fit(X).similarity_
+    assert fitted.diagonal().sum() == 0
+    for p in range(X.shape[1]):
+        np.testing.assert_allclose(np.sort(fitted[p].data), np.sort(dense[p].data), rtol=1e-6)
+    assert fitted.nnz == dense.nnz

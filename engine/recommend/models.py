@@ -121,6 +121,50 @@ class Popularity(Recommender):
         return pop.expand(rows.shape[0], -1).clone()
 
 
+# Above this many products item-kNN ranks each product's co-occurrences where they
+# are (sparse): dense blocks cost P x P whatever the data, minutes at 92k products.
+DENSE_NEIGHBOURS_UP_TO = 30_000
+
+
+def _sparse_top_neighbours(co: sp.csr_matrix, root: np.ndarray, shrink: float, k: int,
+                           block: int = 10_000_000) -> sp.csr_matrix:
+    """P × P: each row's ``k`` largest c_ij / (sqrt(n_i n_j) + shrink) over its non-zero
+    co-occurrences (not the diagonal). Rows of alike length are padded into blocks of
+    about ``block`` numbers for torch's top-k, so the work follows the non-zeros."""
+    co = sp.csr_matrix(co, dtype=np.float32)
+    P = co.shape[0]
+    length = np.diff(co.indptr)
+    row = np.repeat(np.arange(P), length)
+    sim = co.data / (root[row] * root[co.indices] + shrink)
+    sim[row == co.indices] = 0.0  # never its own neighbour
+    by_length = np.argsort(length, kind="stable")
+    sorted_length = length[by_length]
+    rows, cols, vals = [], [], []
+    start = 0
+    while start < P:
+        # rows are in length order: the block's widest row is its last
+        cost = np.arange(1, P - start + 1) * np.maximum(sorted_length[start:], 1)
+        stop = start + max(1, int(np.searchsorted(cost, block, side="right")))
+        members = by_length[start:stop]
+        width = max(int(length[members].max()), 1)
+        n = np.minimum(length[members], width)
+        at = np.repeat(co.indptr[members], n) + (np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n))
+        slot = np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n)
+        local = np.repeat(np.arange(len(members)), n)
+        padded = torch.zeros(len(members), width)
+        padded[local, slot] = torch.from_numpy(sim[at])
+        index = torch.full((len(members), width), -1, dtype=torch.long)
+        index[local, slot] = torch.from_numpy(co.indices[at].astype(np.int64))
+        v, i = torch.topk(padded, min(k, width), dim=1)
+        keep = v > 0
+        rows.append(np.repeat(members, keep.sum(dim=1).numpy()))
+        cols.append(torch.gather(index, 1, i)[keep].numpy())
+        vals.append(v[keep].numpy())
+        start = stop
+    return sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+                         shape=(P, P), dtype=np.float32)
+
+
 class ItemKNN(Recommender):
     """Item-item co-occurrence cosine, keeping the top ``n_neighbours`` per item.
 
@@ -145,6 +189,10 @@ class ItemKNN(Recommender):
         n = torch.as_tensor(np.asarray(B.sum(axis=0)).ravel(), dtype=torch.float32)
         root = n.sqrt()
         P, k = X.shape[1], min(self.n_neighbours, max(X.shape[1] - 1, 1))
+        if P > DENSE_NEIGHBOURS_UP_TO:
+            self.similarity_ = _sparse_top_neighbours(co, root.numpy(), self.shrink, k)
+            self.X_ = X
+            return self
         rows, cols, vals = [], [], []
         # dense blocks of rows and torch's top-k: sorting every co-occurrence entry
         # took seconds on a 4k-product catalogue
