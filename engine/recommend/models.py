@@ -126,12 +126,34 @@ class Popularity(Recommender):
 DENSE_NEIGHBOURS_UP_TO = 30_000
 
 
-def _sparse_top_neighbours(co: sp.csr_matrix, root: np.ndarray, shrink: float, k: int,
+def _dense_top_neighbours(co: sp.csr_matrix, root: torch.Tensor, shrink: float,
+                          k: int) -> sp.csr_matrix:
+    """``_sparse_top_neighbours`` by dense blocks of rows and torch's top-k: sorting
+    every co-occurrence entry took seconds on a 4k-product catalogue."""
+    P = co.shape[0]
+    rows, cols, vals = [], [], []
+    block = max(1, int(1e7 // max(P, 1)))
+    for start in range(0, P, block):
+        stop = min(start + block, P)
+        c = torch.as_tensor(co[start:stop].toarray(), dtype=torch.float32)
+        c[torch.arange(stop - start), torch.arange(start, stop)] = 0.0
+        sim = c / (root[start:stop, None] * root[None, :] + shrink)
+        v, i = top_k(sim, k)
+        keep = v > 0
+        rows.append(torch.arange(start, stop)[:, None].expand_as(i)[keep].numpy())
+        cols.append(i[keep].numpy())
+        vals.append(v[keep].numpy())
+    return sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+                         shape=(P, P), dtype=np.float32)
+
+
+def _sparse_top_neighbours(co: sp.csr_matrix, root: torch.Tensor, shrink: float, k: int,
                            block: int = 10_000_000) -> sp.csr_matrix:
     """P × P: each row's ``k`` largest c_ij / (sqrt(n_i n_j) + shrink) over its non-zero
     co-occurrences (not the diagonal). Rows of alike length are padded into blocks of
     about ``block`` numbers for torch's top-k, so the work follows the non-zeros."""
     co = sp.csr_matrix(co, dtype=np.float32)
+    root = root.numpy()
     P = co.shape[0]
     length = np.diff(co.indptr)
     row = np.repeat(np.arange(P), length)
@@ -146,10 +168,10 @@ def _sparse_top_neighbours(co: sp.csr_matrix, root: np.ndarray, shrink: float, k
         cost = np.arange(1, P - start + 1) * np.maximum(sorted_length[start:], 1)
         stop = start + max(1, int(np.searchsorted(cost, block, side="right")))
         members = by_length[start:stop]
-        width = max(int(length[members].max()), 1)
-        n = np.minimum(length[members], width)
-        at = np.repeat(co.indptr[members], n) + (np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n))
-        slot = np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n)
+        n = length[members]
+        width = max(int(n.max()), 1)
+        slot = np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n)  # place within its row
+        at = np.repeat(co.indptr[members], n) + slot
         local = np.repeat(np.arange(len(members)), n)
         padded = torch.zeros(len(members), width)
         padded[local, slot] = torch.from_numpy(sim[at])
@@ -189,28 +211,8 @@ class ItemKNN(Recommender):
         n = torch.as_tensor(np.asarray(B.sum(axis=0)).ravel(), dtype=torch.float32)
         root = n.sqrt()
         P, k = X.shape[1], min(self.n_neighbours, max(X.shape[1] - 1, 1))
-        if P > DENSE_NEIGHBOURS_UP_TO:
-            self.similarity_ = _sparse_top_neighbours(co, root.numpy(), self.shrink, k)
-            self.X_ = X
-            return self
-        rows, cols, vals = [], [], []
-        # dense blocks of rows and torch's top-k: sorting every co-occurrence entry
-        # took seconds on a 4k-product catalogue
-        block = max(1, int(1e7 // max(P, 1)))
-        for start in range(0, P, block):
-            stop = min(start + block, P)
-            c = torch.as_tensor(co[start:stop].toarray(), dtype=torch.float32)
-            c[torch.arange(stop - start), torch.arange(start, stop)] = 0.0
-            sim = c / (root[start:stop, None] * root[None, :] + self.shrink)
-            v, i = top_k(sim, k)
-            keep = v > 0
-            rows.append(torch.arange(start, stop)[:, None].expand_as(i)[keep].numpy())
-            cols.append(i[keep].numpy())
-            vals.append(v[keep].numpy())
-        self.similarity_ = sp.csr_matrix(
-            (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(P, P),
-            dtype=np.float32,
-        )
+        top = _sparse_top_neighbours if P > DENSE_NEIGHBOURS_UP_TO else _dense_top_neighbours
+        self.similarity_ = top(co, root, self.shrink, k)
         self.X_ = X
         return self
 

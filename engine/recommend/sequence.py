@@ -180,11 +180,11 @@ class SequenceModel(Recommender):
         self.history_ = []
         best, best_state, waited = np.inf, copy.deepcopy(network.state_dict()), 0
         out_of_time = False
+        # a sampled step scores the batch's products and NEGATIVES more: ~16k
+        width = n_products if n_products <= SAMPLED_ABOVE else 4 * NEGATIVES
         for _ in range(self.epochs):
             network.train()
             losses = []
-            # a sampled step scores the batch's products and NEGATIVES more: ~16k
-            width = n_products if n_products <= SAMPLED_ABOVE else 4 * NEGATIVES
             for batch in self._batches(rng.permutation(len(starts)), lengths, width):
                 loss, _ = self._loss(network, starts[batch], lengths[batch], held[batch], train=True,
                                      rng=rng)
