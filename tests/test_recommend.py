@@ -334,17 +334,23 @@ def test_recommendations_kept_from_the_fit_equal_fresh_scoring(sample, prefs):
         assert len(more) == ds.n_customers * (prefs.top_products.shape[1] + 5)
 
 
-def test_shared_cooccurrence_gives_the_same_models(sample):
-    """EASE and item-kNN fitted with one precomputed BᵀB equal their own fits."""
-    from engine.recommend.models import cooccurrence_matrix
+def test_cooccurrence_built_in_small_blocks_gives_the_same_models(sample, monkeypatch):
+    """BᵀB built a few rows at a time (the budget a tiny fraction of its non-zeros)
+    gives item-kNN the neighbours and EASE the weights of the whole product at once,
+    and the blocks are BᵀB itself."""
+    from engine.recommend import models
 
     ds = sample[0]
     binary = sp.csr_matrix(ds.matrix, dtype=np.float32)
     binary.data[:] = 1.0
-    co = cooccurrence_matrix(binary)
-    assert torch.equal(EASE().fit(binary, co).weights_, EASE().fit(binary).weights_)
-    shared, own = ItemKNN().fit(binary, co).similarity_, ItemKNN().fit(binary).similarity_
-    assert (shared != own).nnz == 0
+    whole = (binary.T @ binary).toarray()
+    blocks = list(models.cooccurrence_blocks(binary, budget=whole.astype(bool).sum() // 50))
+    assert len(blocks) >= 20
+    assert np.array_equal(np.vstack([b.toarray() for _s, _e, b in blocks]), whole)
+    knn, ease = ItemKNN().fit(binary), EASE().fit(binary)
+    monkeypatch.setattr(models, "COOCCURRENCE_BLOCK", 1000)
+    assert (ItemKNN().fit(binary).similarity_ != knn.similarity_).nnz == 0
+    assert torch.equal(EASE().fit(binary).weights_, ease.weights_)
 
 
 def test_fit_temperature_recovers_the_temperature_purchases_were_drawn_at():
@@ -409,7 +415,9 @@ def test_item_knn_of_a_big_catalogue_ranks_the_same_neighbours_sparsely(monkeypa
     monkeypatch.setattr(models, "DENSE_NEIGHBOURS_UP_TO", 100)
     sparse = models._sparse_top_neighbours  # small blocks, so that rows span several
     monkeypatch.setattr(models, "_sparse_top_neighbours",
-                        lambda co, root, shrink, k: sparse(co, root, shrink, k, block=500))
+                        lambda co, start, root, shrink, k: sparse(co, start, root, shrink, k,
+                                                                  block=500))
+    monkeypatch.setattr(models, "COOCCURRENCE_BLOCK", 5000)  # and rows in several blocks
     fitted = models.ItemKNN(n_neighbours=15).fit(X).similarity_
     assert fitted.diagonal().sum() == 0
     for p in range(X.shape[1]):

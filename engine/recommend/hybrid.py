@@ -75,7 +75,6 @@ from engine.recommend.models import (
     EASE,
     ItemKNN,
     Recommender,
-    cooccurrence_matrix,
     mask_seen,
     top_k,
 )
@@ -153,10 +152,9 @@ class HybridModel(Recommender):
         W = weighted_matrix(dataset, cfg.half_life_days)
         # the item weights are learned from who bought what (binary)
         binary = _binary(W)
-        co = cooccurrence_matrix(binary)  # shared by both models
         dev = str(self.device_)
-        self.ease_ = EASE(cfg.ease_l2, cfg.ease_max_items, device=dev).fit(binary, co)
-        self.knn_ = ItemKNN(cfg.knn_neighbours, cfg.knn_shrink, device=dev).fit(binary, co)
+        self.ease_ = EASE(cfg.ease_l2, cfg.ease_max_items, device=dev).fit(binary)
+        self.knn_ = ItemKNN(cfg.knn_neighbours, cfg.knn_shrink, device=dev).fit(binary)
         self.profiles_ = content_profiles(W, emb)
         self.embeddings_ = emb
         buyers = np.asarray(binary.sum(axis=0)).ravel()

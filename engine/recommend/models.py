@@ -48,12 +48,29 @@ def mask_seen(scores: torch.Tensor, seen: sp.csr_matrix) -> torch.Tensor:
     return scores
 
 
-def cooccurrence_matrix(binary: sp.spmatrix) -> sp.csr_matrix:
-    """P × P: BᵀB, customers who bought both products (diagonal: buyers of each), of a
-    0/1 customers × products matrix; EASE and item-kNN fitted on the same matrix can
-    share it."""
+# Non-zeros of BᵀB built at a time: the whole product of a grocery shop is 201M
+# co-occurrences (2.4 GB), of which item-kNN keeps 100 per product
+COOCCURRENCE_BLOCK = 16_000_000
+
+
+def cooccurrence_blocks(binary: sp.spmatrix, budget: int | None = None):
+    """Row blocks of BᵀB (customers who bought both products; diagonal: buyers of
+    each) of a 0/1 customers × products matrix, as ``(start, stop, block)`` with
+    ``block`` the CSR rows start..stop, each of about ``budget`` non-zeros at most
+    (``COOCCURRENCE_BLOCK``), so the whole product is never held at once."""
+    budget = COOCCURRENCE_BLOCK if budget is None else budget
     B = sp.csr_matrix(binary, dtype=np.float32)
-    return sp.csr_matrix(B.T @ B)
+    Bt = B.T.tocsr()
+    P = B.shape[1]
+    # row j has at most min(P, Σ over j's buyers of their products) non-zeros
+    bound = np.minimum(Bt @ np.diff(B.indptr).astype(np.float64), P)
+    ends = np.cumsum(bound)
+    start = 0
+    while start < P:
+        done = ends[start - 1] if start else 0.0
+        stop = max(start + 1, int(np.searchsorted(ends, done + budget, side="right")))
+        yield start, stop, sp.csr_matrix(Bt[start:stop] @ B)
+        start = stop
 
 
 class Recommender:
@@ -126,48 +143,51 @@ class Popularity(Recommender):
 DENSE_NEIGHBOURS_UP_TO = 30_000
 
 
-def _dense_top_neighbours(co: sp.csr_matrix, root: torch.Tensor, shrink: float,
+def _dense_top_neighbours(co: sp.csr_matrix, start: int, root: torch.Tensor, shrink: float,
                           k: int) -> sp.csr_matrix:
     """``_sparse_top_neighbours`` by dense blocks of rows and torch's top-k: sorting
     every co-occurrence entry took seconds on a 4k-product catalogue."""
-    P = co.shape[0]
+    n_rows, P = co.shape
     rows, cols, vals = [], [], []
     block = max(1, int(1e7 // max(P, 1)))
-    for start in range(0, P, block):
-        stop = min(start + block, P)
-        c = torch.as_tensor(co[start:stop].toarray(), dtype=torch.float32)
-        c[torch.arange(stop - start), torch.arange(start, stop)] = 0.0
-        sim = c / (root[start:stop, None] * root[None, :] + shrink)
+    for first in range(0, n_rows, block):
+        last = min(first + block, n_rows)
+        c = torch.as_tensor(co[first:last].toarray(), dtype=torch.float32)
+        own = torch.arange(start + first, start + last)
+        c[torch.arange(last - first), own] = 0.0
+        sim = c / (root[own, None] * root[None, :] + shrink)
         v, i = top_k(sim, k)
         keep = v > 0
-        rows.append(torch.arange(start, stop)[:, None].expand_as(i)[keep].numpy())
+        rows.append(torch.arange(first, last)[:, None].expand_as(i)[keep].numpy())
         cols.append(i[keep].numpy())
         vals.append(v[keep].numpy())
     return sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-                         shape=(P, P), dtype=np.float32)
+                         shape=co.shape, dtype=np.float32)
 
 
-def _sparse_top_neighbours(co: sp.csr_matrix, root: torch.Tensor, shrink: float, k: int,
-                           block: int = 10_000_000) -> sp.csr_matrix:
-    """P × P: each row's ``k`` largest c_ij / (sqrt(n_i n_j) + shrink) over its non-zero
-    co-occurrences (not the diagonal). Rows of alike length are padded into blocks of
-    about ``block`` numbers for torch's top-k, so the work follows the non-zeros."""
+def _sparse_top_neighbours(co: sp.csr_matrix, start: int, root: torch.Tensor, shrink: float,
+                           k: int, block: int = 10_000_000) -> sp.csr_matrix:
+    """Rows ``start``.. of the P × P neighbours (``co``: those rows of BᵀB): each row's
+    ``k`` largest c_ij / (sqrt(n_i n_j) + shrink) over its non-zero co-occurrences
+    (not the diagonal). Rows of alike length are padded into blocks of about
+    ``block`` numbers for torch's top-k, so the work follows the non-zeros."""
     co = sp.csr_matrix(co, dtype=np.float32)
     root = root.numpy()
-    P = co.shape[0]
+    n_rows = co.shape[0]
     length = np.diff(co.indptr)
-    row = np.repeat(np.arange(P), length)
+    row = np.repeat(np.arange(start, start + n_rows, dtype=np.int32), length)
     sim = co.data / (root[row] * root[co.indices] + shrink)
     sim[row == co.indices] = 0.0  # never its own neighbour
+    del row
     by_length = np.argsort(length, kind="stable")
     sorted_length = length[by_length]
     rows, cols, vals = [], [], []
-    start = 0
-    while start < P:
+    first = 0
+    while first < n_rows:
         # rows are in length order: the block's widest row is its last
-        cost = np.arange(1, P - start + 1) * np.maximum(sorted_length[start:], 1)
-        stop = start + max(1, int(np.searchsorted(cost, block, side="right")))
-        members = by_length[start:stop]
+        cost = np.arange(1, n_rows - first + 1) * np.maximum(sorted_length[first:], 1)
+        last = first + max(1, int(np.searchsorted(cost, block, side="right")))
+        members = by_length[first:last]
         n = length[members]
         width = max(int(n.max()), 1)
         slot = np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n)  # place within its row
@@ -182,9 +202,9 @@ def _sparse_top_neighbours(co: sp.csr_matrix, root: torch.Tensor, shrink: float,
         rows.append(np.repeat(members, keep.sum(dim=1).numpy()))
         cols.append(torch.gather(index, 1, i)[keep].numpy())
         vals.append(v[keep].numpy())
-        start = stop
+        first = last
     return sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-                         shape=(P, P), dtype=np.float32)
+                         shape=co.shape, dtype=np.float32)
 
 
 class ItemKNN(Recommender):
@@ -200,19 +220,19 @@ class ItemKNN(Recommender):
         self.shrink = shrink
         self.device = device
 
-    def fit(self, data, cooccurrence: sp.spmatrix | None = None) -> ItemKNN:
-        """``cooccurrence``: BᵀB of the bought/not-bought matrix if already computed
-        (``cooccurrence_matrix(B)``, which EASE on the same binary matrix also takes)."""
+    def fit(self, data) -> ItemKNN:
         X = as_matrix(data)
         self.device_ = choose_device(self.device)
         B = X.copy()
         B.data[:] = 1.0
-        co = cooccurrence_matrix(B) if cooccurrence is None else sp.csr_matrix(cooccurrence)
         n = torch.as_tensor(np.asarray(B.sum(axis=0)).ravel(), dtype=torch.float32)
         root = n.sqrt()
         P, k = X.shape[1], min(self.n_neighbours, max(X.shape[1] - 1, 1))
         top = _sparse_top_neighbours if P > DENSE_NEIGHBOURS_UP_TO else _dense_top_neighbours
-        self.similarity_ = top(co, root, self.shrink, k)
+        # BᵀB a block of rows at a time, each cut to its top k at once
+        self.similarity_ = sp.vstack([top(co, start, root, self.shrink, k)
+                                      for start, _stop, co in cooccurrence_blocks(B)],
+                                     format="csr", dtype=np.float32)
         self.X_ = X
         return self
 
@@ -246,9 +266,7 @@ class EASE(Recommender):
         self.max_items = max_items
         self.device = device
 
-    def fit(self, data, cooccurrence: sp.spmatrix | None = None) -> EASE:
-        """``cooccurrence``: XᵀX if already computed (``cooccurrence_matrix(data)`` of a 0/1
-        ``data``, the matrix item-kNN also takes), so the two fits share one product."""
+    def fit(self, data) -> EASE:
         X = as_matrix(data)
         self.device_ = choose_device(self.device)
         counts = np.asarray((X > 0).sum(axis=0)).ravel()
@@ -256,17 +274,15 @@ class EASE(Recommender):
         if len(items) > self.max_items:
             items = np.sort(items[np.argsort(-counts[items], kind="stable")[: self.max_items]])
             log.info("EASE restricted to the %d most-bought of %d products", len(items), X.shape[1])
-        if cooccurrence is None:
-            Xi = X[:, items]
-            gram = Xi.T @ Xi
-        else:
-            gram = sp.csr_matrix(cooccurrence)
-            if len(items) < X.shape[1]:
-                gram = gram[items][:, items]
-        G = torch.as_tensor(gram.toarray(), dtype=torch.float32, device=self.device_)
-        G += self.l2 * torch.eye(len(items), dtype=G.dtype, device=G.device)
+        # XᵀX straight into the dense Gram matrix, a block of rows at a time
+        G = torch.zeros(len(items), len(items), dtype=torch.float32)
+        for start, stop, gram in cooccurrence_blocks(X[:, items]):
+            G[start:stop] = torch.from_numpy(gram.toarray())
+        G = G.to(self.device_)
+        G.diagonal().add_(self.l2)
         P = _spd_inverse(G, len(items))
-        B = -P / torch.diagonal(P)[None, :]
+        del G
+        B = P.div_(-torch.diagonal(P).clone()[None, :])  # in place: P is 256 MB at 8k
         B.fill_diagonal_(0.0)
         if not torch.isfinite(B).all():
             raise ModelFitError("EASE: NaN encountered in the weights; raise l2")
