@@ -71,7 +71,7 @@ from engine import columns as C
 from engine.recommend.baselines import TIFUKNN, PersonalFrequency
 from engine.recommend.holdout import HoldoutSplit, holdout_split, ranking_metrics
 from engine.recommend.hybrid import HybridModel, PreferenceConfig
-from engine.recommend.models import EASE, ItemKNN, Popularity, mask_seen, top_k
+from engine.recommend.models import EASE, SCORE_BLOCK, ItemKNN, Popularity, mask_seen, top_k
 from engine.recommend.segments import customer_segments
 
 log = logging.getLogger(__name__)
@@ -112,8 +112,7 @@ def _rank(model, customers: np.ndarray, k: int, exclude_seen: bool = True) -> np
     """Top-k product indices per customer over the whole catalogue; ``exclude_seen``:
     the products in the customer's row of ``model.X_`` are left out."""
     out = [np.zeros((0, k), np.int64)]
-    for start in range(0, len(customers), model.chunk_size):
-        chunk = customers[start : start + model.chunk_size]
+    for chunk in model.chunks(customers):
         scores = model.score_torch(chunk)
         if exclude_seen:
             scores = mask_seen(scores, model.X_[chunk])
@@ -132,8 +131,9 @@ def _rank_static(scores: np.ndarray, seen, customers: np.ndarray, k: int,
     position[order] = -np.arange(len(scores), dtype=np.float32)  # exact below 2^24 products
     base = torch.as_tensor(position)
     out = [np.zeros((0, k), np.int64)]
-    for start in range(0, len(customers), chunk_size):
-        chunk = customers[start : start + chunk_size]
+    rows = max(16, min(chunk_size, SCORE_BLOCK // max(len(scores), 1)))
+    for start in range(0, len(customers), rows):
+        chunk = customers[start : start + rows]
         s = mask_seen(base.expand(len(chunk), -1).clone(), seen[chunk])
         out.append(top_k(s, k)[1].numpy())
     return np.concatenate(out)

@@ -57,6 +57,7 @@ weeks, 4 did best for the hybrid on both the sample market and Online Retail.
 
 from __future__ import annotations
 
+import copy
 import logging
 import warnings
 from dataclasses import replace
@@ -203,8 +204,7 @@ class HybridModel(Recommender):
         idx = self._customers(customer_idx)
         out = [np.zeros((0, k), np.int64), np.zeros((0, k), np.float32), np.zeros((0, k), bool)]
         parts = [out]
-        for start in range(0, len(idx), self.chunk_size):
-            chunk = idx[start : start + self.chunk_size]
+        for chunk in self.chunks(idx):
             parts.append(self.next_purchase_from(chunk, self.score_torch(chunk), k))
         return tuple(np.concatenate(p) for p in zip(*parts, strict=True))
 
@@ -301,6 +301,16 @@ class HybridModel(Recommender):
             score.add_(self._segment_z[seg], alpha=cfg.w_segment)
         return score
 
+    def reweighted(self, config: PreferenceConfig) -> HybridModel:
+        """This fitted model scoring under ``config``'s weights (the tuning's choice),
+        the fitted parts shared."""
+        other = copy.copy(self)
+        other.config_ = config
+        other._prior = torch.as_tensor(config.w_trend * self.trend_
+                                       + config.w_popularity * self.popularity_,
+                                       device=self.device_)
+        return other
+
     def probabilities(self, customer_idx) -> np.ndarray:
         """P(u, p): softmax over the catalogue of s / τ (n × P, rows sum to 1)."""
         s = self.score_torch(customer_idx)
@@ -311,8 +321,7 @@ class HybridModel(Recommender):
         self._check_fitted()
         total = torch.zeros(n_segments, self.X_.shape[1], dtype=torch.float64, device=self.device_)
         labels_t = torch.as_tensor(np.asarray(labels, np.int64), device=self.device_)
-        for start in range(0, self.X_.shape[0], self.chunk_size):
-            idx = np.arange(start, min(start + self.chunk_size, self.X_.shape[0]))
+        for idx in self.chunks(np.arange(self.X_.shape[0])):
             prob = torch.softmax(self.score_torch(idx) / self.config_.temperature, dim=1)
             total.index_add_(0, labels_t[idx], prob.double())
         sizes = np.bincount(labels, minlength=n_segments).astype(np.float64)
@@ -365,12 +374,13 @@ def tune_weights(
                               replace=False))
     cust, targets = split.test_customers[pick], [split.targets[i] for i in pick]
     rows = model.X_[cust]
-    profiles = content_profiles(rows, model.embeddings_)
-    parts = model.parts_by_mix(rows, profiles, cust, WEIGHT_GRID["w_ease"])
+    cand, invalid, parts = _tuning_candidates(model, rows, cust)
 
     def ndcg(cfg: PreferenceConfig) -> float:
-        scores = mask_seen(combine(parts[cfg.w_ease], cfg), rows)  # combine gives a new tensor
-        return ranking_metrics(top_k(scores, 20)[1].cpu().numpy(), targets, 20)[1]
+        scores = combine(parts[cfg.w_ease], cfg).masked_fill_(invalid, -torch.inf)
+        at = top_k(scores, 20)[1]
+        top = cand.gather(1, at).masked_fill_(invalid.gather(1, at), rows.shape[1])
+        return ranking_metrics(top.cpu().numpy(), targets, 20)[1]
 
     start = replace(fixed, w_ease=min(WEIGHT_GRID["w_ease"], key=lambda w: abs(w - config.w_ease)))
     if segments is None:
@@ -392,8 +402,7 @@ def tune_weights(
             break
     temperature = config.temperature
     if temperature is None:
-        scores = mask_seen(combine(parts[best.w_ease], best), rows)
-        temperature = fit_temperature(scores, targets)
+        temperature = _fit_tuned_temperature(model.reweighted(best), cust, targets, seed)
     report = {
         "tuned": True,
         "validation_weeks": config.validation_weeks,
@@ -410,6 +419,58 @@ def tune_weights(
     return replace(best, tune_weights=config.tune_weights, temperature=temperature), report, buy_again
 
 
+# each part's best products per validation customer that the weight tuning ranks
+TUNING_CANDIDATES = 200
+# scores the temperature is fitted on: all 1,500 validation customers of a catalogue
+# of up to 44k products, fewer on a bigger one (its logsumexp needs the whole row)
+TEMPERATURE_SCORES = 2**26
+
+
+def _tuning_candidates(model: HybridModel, rows: sp.csr_matrix, customers: np.ndarray):
+    """The products the weight tuning ranks for each validation customer: the union of
+    each part's ``TUNING_CANDIDATES`` best not bought before, under every EASE /
+    item-kNN mix. A top 20 under non-negative weights comes from products high in
+    some part, so ranking these instead of the whole catalogue keeps the choice (the
+    parts of 1,500 customers × 92k products were 5 GB). Returns (candidates,
+    invalid, parts): n × C product indices, which of them are bought before or
+    repeated, and ``parts_by_mix``'s parts at those products."""
+    P, mixes = rows.shape[1], WEIGHT_GRID["w_ease"]
+    cands, invalids, gathered = [], [], []
+    for block in model.chunks(np.arange(len(customers))):
+        seen = rows[block]
+        by_mix = model.parts_by_mix(seen, None, customers[block], mixes)
+        n = len(block)
+        unique = {id(t): t.expand(n, -1) for mix in by_mix.values() for t in mix.values()}
+        bought = mask_seen(torch.zeros(n, P, device=model.device_), seen)
+        if TUNING_CANDIDATES * len(unique) >= P:  # a small catalogue: rank it whole
+            cand = torch.arange(P, device=model.device_).expand(n, -1)
+        else:
+            cand = torch.cat([top_k(t + bought, TUNING_CANDIDATES)[1] for t in unique.values()],
+                             dim=1).sort(dim=1).values
+        invalid = bought.gather(1, cand).isinf()
+        invalid[:, 1:] |= cand[:, 1:] == cand[:, :-1]
+        cands.append(cand)
+        invalids.append(invalid)
+        gathered.append({w: {name: t.expand(n, -1).gather(1, cand) for name, t in mix.items()}
+                         for w, mix in by_mix.items()})
+    parts = {w: {name: torch.cat([g[w][name] for g in gathered]) for name in gathered[0][w]}
+             for w in mixes}
+    return torch.cat(cands), torch.cat(invalids), parts
+
+
+def _fit_tuned_temperature(model: HybridModel, customers: np.ndarray,
+                           targets: list[np.ndarray], seed: int) -> float:
+    """``fit_temperature`` on the tuned scores of the validation customers, a random
+    ``TEMPERATURE_SCORES`` // P of them where the catalogue is big."""
+    n = max(1, min(len(customers), TEMPERATURE_SCORES // model.X_.shape[1]))
+    pick = np.arange(len(customers))
+    if n < len(customers):
+        pick = np.sort(np.random.default_rng(seed).choice(len(customers), n, replace=False))
+    scores = torch.cat([mask_seen(model.score_torch(customers[b]), model.X_[customers[b]])
+                        for b in model.chunks(pick)])
+    return fit_temperature(scores, [targets[i] for i in pick])
+
+
 def _fit_next_purchase(model: HybridModel, split, config: PreferenceConfig, seed: int) -> BuyAgain:
     """``BuyAgain`` learned on the validation window of ``split`` from the inner
     ``model``'s scores under the chosen weights. With ``config.sequence`` "auto" the
@@ -422,9 +483,8 @@ def _fit_next_purchase(model: HybridModel, split, config: PreferenceConfig, seed
     rng = np.random.default_rng(seed)
     pick = np.sort(rng.choice(len(cust), min(config.validation_customers, len(cust)), replace=False))
     cust, targets = cust[pick], [targets[i] for i in pick]
-    parts = model.parts_by_mix(model.X_[cust], None, cust, (config.w_ease,))[config.w_ease]
-    scores = combine(parts, config).float().cpu().numpy()
-    del parts
+    tuned = model.reweighted(config)
+    scores = np.concatenate([tuned.score_torch(b).float().cpu().numpy() for b in tuned.chunks(cust)])
     history, n_new = model.history_, config.new_candidates
 
     gate = {"sequence": "off"}

@@ -73,10 +73,22 @@ def cooccurrence_blocks(binary: sp.spmatrix, budget: int | None = None):
         start = stop
 
 
+# Scores in one block of customers: all of ``chunk_size`` customers on a 4k-product
+# catalogue, ~180 on a 92k-product one, where a hybrid holds several such blocks at once
+SCORE_BLOCK = 2**24
+
+
 class Recommender:
     """Shared interface; subclasses set ``X_`` in ``fit`` and implement ``_score``."""
 
     chunk_size = 2048
+
+    def chunks(self, idx: np.ndarray):
+        """``idx`` in blocks of at most ``chunk_size`` customers and about
+        ``SCORE_BLOCK`` scores, the unit every pass over the customers scores in."""
+        rows = max(16, min(self.chunk_size, SCORE_BLOCK // max(self.X_.shape[1], 1)))
+        for start in range(0, len(idx), rows):
+            yield idx[start : start + rows]
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "X_"):
@@ -103,8 +115,7 @@ class Recommender:
         """Top ``k`` product indices and scores for each customer (n × k arrays)."""
         idx = self._customers(customer_idx)
         ids, vals = [], []
-        for start in range(0, len(idx), self.chunk_size):
-            chunk = idx[start : start + self.chunk_size]
+        for chunk in self.chunks(idx):
             scores = self.score_torch(chunk)
             if exclude_seen:
                 scores = mask_seen(scores, self.X_[chunk])

@@ -123,8 +123,7 @@ def _ranked(prefs: Preferences, idx: np.ndarray, k: int,
         top = prefs.top_products[idx, :k]
         return top, prefs.top_scores[idx, :k], np.zeros(top.shape, bool)
     ids, vals = [np.zeros((0, k), np.int64)], [np.zeros((0, k), np.float32)]
-    for start in range(0, len(idx), model.chunk_size):
-        chunk = idx[start : start + model.chunk_size]
+    for chunk in model.chunks(idx):
         v, i = top_k(mask_seen(model.score_torch(chunk), model.X_[chunk]), k)
         ids.append(i.cpu().numpy())
         vals.append(v.float().cpu().numpy())
@@ -143,8 +142,7 @@ def _segment_means_and_top(model: HybridModel, labels: np.ndarray, n_segments: i
     new_top = [[np.zeros((0, kept), np.int64)], [np.zeros((0, kept), np.float32)]]
     next_top = [[np.zeros((0, kept), np.int64)], [np.zeros((0, kept), np.float32)],
                 [np.zeros((0, kept), bool)]]
-    for start in range(0, X.shape[0], model.chunk_size):
-        idx = np.arange(start, min(start + model.chunk_size, X.shape[0]))
+    for idx in model.chunks(np.arange(X.shape[0])):
         scores = model.score_torch(idx)
         prob = torch.softmax(scores / model.config_.temperature, dim=1)
         total.index_add_(0, labels_t[idx], prob.double())

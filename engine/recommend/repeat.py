@@ -40,6 +40,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+import torch
+
+from engine.recommend.models import SCORE_BLOCK, mask_seen, top_k
 
 log = logging.getLogger(__name__)
 
@@ -206,17 +209,21 @@ def candidates(scores: np.ndarray, history: PurchaseHistory, customers: np.ndarr
     # customers need not be sorted or distinct: map each pair to its rows by value
     row_of = pd.Series(np.arange(len(customers))).groupby(customers).first()
     seen_rows = row_of.reindex(history.customers[pos]).to_numpy(np.int64)
-    masked = np.array(scores, dtype=np.float32, copy=True)
-    masked[seen_rows, history.products[pos]] = -np.inf
-    n_new = min(n_new, scores.shape[1])
-    new = (np.argpartition(-masked, n_new - 1, axis=1)[:, :n_new] if n_new
-           else np.zeros((len(scores), 0), np.int64))
-    new_rows = np.repeat(np.arange(len(scores)), new.shape[1])
-    new_products = new.ravel()
-    keep = np.isfinite(masked[new_rows, new_products])
-    rows = np.r_[seen_rows, new_rows[keep]]
-    products = np.r_[history.products[pos], new_products[keep]]
-    where = np.r_[pos, np.full(int(keep.sum()), -1)]
+    n, P = scores.shape
+    bought = sp.csr_matrix((np.ones(len(pos), np.float32), (seen_rows, history.products[pos])),
+                           shape=(n, P))
+    n_new = min(n_new, P)
+    new_rows, new_products = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
+    step = max(1, SCORE_BLOCK // max(P, 1))  # a masked copy of the scores a block at a time
+    for start in range(0, n if n_new else 0, step):
+        block = torch.from_numpy(np.array(scores[start : start + step], np.float32))
+        v, i = top_k(mask_seen(block, bought[start : start + step]), n_new)
+        keep = torch.isfinite(v).numpy()
+        new_rows.append(np.repeat(np.arange(start, start + len(block)), n_new)[keep.ravel()])
+        new_products.append(i.numpy()[keep])
+    rows = np.concatenate([seen_rows, *new_rows])
+    products = np.concatenate([history.products[pos], *new_products])
+    where = np.r_[pos, np.full(len(rows) - len(pos), -1)]
     return rows, products, where
 
 
