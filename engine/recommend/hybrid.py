@@ -83,6 +83,8 @@ from engine.recommend.profiles import content_profiles, recency_weights, weighte
 from engine.recommend.repeat import (
     FALLBACK,
     BuyAgain,
+    Candidates,
+    candidates,
     fit_buy_again,
     next_purchase_top,
     purchase_history,
@@ -213,8 +215,9 @@ class HybridModel(Recommender):
         sequence = None
         if self.sequence_ is not None:
             sequence = standardise_(self.sequence_.score_torch(customers)).cpu().numpy()
-        return next_purchase_top(self.buy_again_, scores.float().cpu().numpy(), self.history_,
-                                 customers, k, self.config_.new_candidates, sequence)
+        cands = candidates(scores.float().cpu().numpy(), self.history_, customers,
+                           max(self.config_.new_candidates, k), sequence)
+        return next_purchase_top(self.buy_again_, cands, self.history_, k)
 
     def score_torch(self, customer_idx, history: sp.csr_matrix | None = None) -> torch.Tensor:
         idx = self._customers(customer_idx)
@@ -483,44 +486,53 @@ def _fit_next_purchase(model: HybridModel, split, config: PreferenceConfig, seed
     rng = np.random.default_rng(seed)
     pick = np.sort(rng.choice(len(cust), min(config.validation_customers, len(cust)), replace=False))
     cust, targets = cust[pick], [targets[i] for i in pick]
-    tuned = model.reweighted(config)
-    scores = np.concatenate([tuned.score_torch(b).float().cpu().numpy() for b in tuned.chunks(cust)])
-    history, n_new = model.history_, config.new_candidates
-
+    history = model.history_
     gate = {"sequence": "off"}
-    sequence = None
+    seq_model = None
     if config.sequence != "off":
-        seq_model = SequenceModel(seed=seed, device=config.device).fit(split.train)
-        z = standardise_(seq_model.score_torch(cust)).cpu().numpy()
-        without_gru, with_gru = (_cross_fitted_ndcg(scores, history, cust, targets, n_new,
-                                                    seed, seq) for seq in (None, z))
-        kept = config.sequence == "on" or with_gru > without_gru + 1e-3
-        sequence = z if kept else None
-        gate.update({"sequence": "kept" if kept else "left out",
+        seq_model = SequenceModel(max_seconds=config.sequence_seconds, seed=seed,
+                                  device=config.device).fit(split.train)
+    cands = _validation_candidates(model.reweighted(config), cust, config.new_candidates,
+                                   seq_model)
+    use_sequence = False
+    if seq_model is not None:
+        without_gru, with_gru = (_cross_fitted_ndcg(c, history, targets, seed)
+                                 for c in (cands.without_sequence(), cands))
+        use_sequence = config.sequence == "on" or with_gru > without_gru + 1e-3
+        gate.update({"sequence": "kept" if use_sequence else "left out",
                      "ndcg@20_without_sequence": round(without_gru, 4),
                      "ndcg@20_with_sequence": round(with_gru, 4),
                      "sequence_train_seconds": round(seq_model.train_seconds_, 1)})
-    buy_again = fit_buy_again(scores, history, cust, targets, n_new, seed, sequence)
+    buy_again = fit_buy_again(cands, history, targets, seed, use_sequence)
     return replace(buy_again, report={**buy_again.report, **gate},
-                   sequence_model=seq_model if sequence is not None else None)
+                   sequence_model=seq_model if use_sequence else None)
 
 
-def _cross_fitted_ndcg(scores, history, customers, targets, n_new, seed, sequence) -> float:
+def _validation_candidates(model: HybridModel, customers: np.ndarray, n_new: int,
+                           sequence: SequenceModel | None) -> Candidates:
+    """``candidates`` of ``customers`` under ``model``'s scores (and the GRU's), scored
+    a block of customers at a time."""
+    parts = []
+    for block in model.chunks(customers):
+        seq = None if sequence is None else standardise_(sequence.score_torch(block)).cpu().numpy()
+        parts.append(candidates(model.score_torch(block).float().cpu().numpy(), model.history_,
+                                block, n_new, seq))
+    return Candidates.concat(parts)
+
+
+def _cross_fitted_ndcg(cands: Candidates, history, targets, seed) -> float:
     """NDCG@20 of the next-purchase lists, each half ranked by the classifier fitted on
     the other half."""
-    half = np.arange(len(customers)) % 2 == 0
+    half = np.arange(len(cands.customers)) % 2 == 0
     total = 0.0
     for fit_on in (half, ~half):
         test = ~fit_on
-        seq_fit = None if sequence is None else sequence[fit_on]
-        buy_again = fit_buy_again(scores[fit_on], history, customers[fit_on],
-                                  [targets[i] for i in np.flatnonzero(fit_on)], n_new, seed,
-                                  seq_fit)
-        seq_test = None if sequence is None else sequence[test]
-        top = next_purchase_top(buy_again, scores[test], history, customers[test], 20, n_new,
-                                seq_test)[0]
+        buy_again = fit_buy_again(cands.of(fit_on), history,
+                                  [targets[i] for i in np.flatnonzero(fit_on)], seed,
+                                  cands.sequence is not None)
+        top = next_purchase_top(buy_again, cands.of(test), history, 20)[0]
         total += ranking_metrics(top, [targets[i] for i in np.flatnonzero(test)], 20)[1] * test.sum()
-    return float(total / len(customers))
+    return float(total / len(cands.customers))
 
 
 def fit_temperature(scores: torch.Tensor, targets: list[np.ndarray],

@@ -35,7 +35,7 @@ personal top frequency of the next-basket literature, with the hybrid for the re
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -183,27 +183,65 @@ FALLBACK = BuyAgain(None, {"fitted": False, "reason": "no validation window"})
 DESIGN = ("hybrid", "bought_before", "customer_orders", "product_buyers", *FEATURES)
 
 
-def design(scores: np.ndarray, history: PurchaseHistory, rows: np.ndarray,
-           products: np.ndarray, where: np.ndarray, customers: np.ndarray,
-           sequence: np.ndarray | None = None) -> np.ndarray:
-    """The classifier's inputs per candidate (``DESIGN``, then the GRU's score when
-    ``sequence`` is given): the bought-before features are 0 for a new product."""
-    seen = where >= 0
-    feats = np.zeros((len(rows), len(FEATURES)), np.float32)
-    feats[seen] = history.features[where[seen]]
-    columns = [scores[rows, products], seen,
-               np.log1p(history.customer_orders[np.asarray(customers, np.int64)[rows]]),
-               np.log1p(history.product_buyers[products]), feats]
-    if sequence is not None:
-        columns.append(sequence[rows, products])
+@dataclass(frozen=True)
+class Candidates:
+    """The products each customer's next-purchase list weighs (``candidates``): per
+    candidate its row (the customer's place in ``customers``), product, place in the
+    ``PurchaseHistory`` (-1: new to the customer), hybrid score and, when given, the
+    GRU's standardised score. Only these values are kept, never a customers ×
+    catalogue matrix."""
+
+    customers: np.ndarray
+    rows: np.ndarray
+    products: np.ndarray
+    where: np.ndarray
+    hybrid: np.ndarray
+    sequence: np.ndarray | None = None
+
+    def of(self, chosen: np.ndarray) -> Candidates:
+        """The candidates of the customers where ``chosen`` (boolean per row), rows
+        renumbered in order."""
+        keep = chosen[self.rows]
+        renumber = np.cumsum(chosen) - 1
+        return Candidates(self.customers[chosen], renumber[self.rows[keep]], self.products[keep],
+                          self.where[keep], self.hybrid[keep],
+                          None if self.sequence is None else self.sequence[keep])
+
+    def without_sequence(self) -> Candidates:
+        return replace(self, sequence=None)
+
+    @staticmethod
+    def concat(parts: list[Candidates]) -> Candidates:
+        """One set of the blocks' candidates, in block order."""
+        offsets = np.cumsum([0] + [len(c.customers) for c in parts[:-1]])
+        sequence = None
+        if parts[0].sequence is not None:
+            sequence = np.concatenate([c.sequence for c in parts])
+        return Candidates(np.concatenate([c.customers for c in parts]),
+                          np.concatenate([c.rows + o for c, o in zip(parts, offsets, strict=True)]),
+                          *(np.concatenate([getattr(c, f) for c in parts])
+                            for f in ("products", "where", "hybrid")), sequence)
+
+
+def design(cands: Candidates, history: PurchaseHistory, use_sequence: bool) -> np.ndarray:
+    """The classifier's inputs per candidate (``DESIGN``, then the GRU's score with
+    ``use_sequence``): the bought-before features are 0 for a new product."""
+    seen = cands.where >= 0
+    feats = np.zeros((len(cands.rows), len(FEATURES)), np.float32)
+    feats[seen] = history.features[cands.where[seen]]
+    columns = [cands.hybrid, seen,
+               np.log1p(history.customer_orders[cands.customers[cands.rows]]),
+               np.log1p(history.product_buyers[cands.products]), feats]
+    if use_sequence:
+        columns.append(cands.sequence)
     return np.column_stack(columns).astype(np.float32)
 
 
 def candidates(scores: np.ndarray, history: PurchaseHistory, customers: np.ndarray,
-               n_new: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(row, product, history position or -1) of each customer's candidates: every
-    product bought before and the ``n_new`` best others by ``scores`` (rows aligned
-    with ``customers``; bought products already -inf there or not)."""
+               n_new: int, sequence: np.ndarray | None = None) -> Candidates:
+    """Each customer's candidates: every product bought before and the ``n_new`` best
+    others by ``scores`` (rows aligned with ``customers``; bought products already
+    -inf there or not); ``sequence``: the GRU's standardised scores, same shape."""
     customers = np.asarray(customers, np.int64)
     pos = history.rows(np.unique(customers))
     # customers need not be sorted or distinct: map each pair to its rows by value
@@ -224,28 +262,28 @@ def candidates(scores: np.ndarray, history: PurchaseHistory, customers: np.ndarr
     rows = np.concatenate([seen_rows, *new_rows])
     products = np.concatenate([history.products[pos], *new_products])
     where = np.r_[pos, np.full(len(rows) - len(pos), -1)]
-    return rows, products, where
+    return Candidates(customers, rows, products, where, np.asarray(scores)[rows, products],
+                      None if sequence is None else np.asarray(sequence)[rows, products])
 
 
-def candidate_logits(buy_again: BuyAgain, scores: np.ndarray, history: PurchaseHistory,
-                     rows: np.ndarray, products: np.ndarray, where: np.ndarray,
-                     customers: np.ndarray, sequence: np.ndarray | None = None) -> np.ndarray:
-    """logit P(bought) of each candidate; ``sequence``: the GRU's standardised scores
-    (rows aligned with ``scores``), needed when ``buy_again.uses_sequence``."""
+def candidate_logits(buy_again: BuyAgain, cands: Candidates,
+                     history: PurchaseHistory) -> np.ndarray:
+    """logit P(bought) of each candidate (the GRU's score enters when
+    ``buy_again.uses_sequence``; ``cands`` must then carry it)."""
     if buy_again.estimator is None:
-        logit = scores[rows, products].astype(np.float64)
-        seen = where >= 0
-        return logit + np.where(seen, 1000.0 + 100.0 * history.orders[np.maximum(where, 0)], 0.0)
-    X = design(scores, history, rows, products, where, customers,
-               sequence if buy_again.uses_sequence else None)
+        seen = cands.where >= 0
+        return cands.hybrid.astype(np.float64) + np.where(
+            seen, 1000.0 + 100.0 * history.orders[np.maximum(cands.where, 0)], 0.0)
+    X = design(cands, history, buy_again.uses_sequence)
     return buy_again.estimator.decision_function(X).astype(np.float64)
 
 
-def rank_candidates(rows: np.ndarray, products: np.ndarray, logits: np.ndarray,
-                    where: np.ndarray, n_rows: int, k: int) -> tuple[np.ndarray, ...]:
-    """Each row's ``k`` best candidates: products, P(bought) and whether each was bought
-    before (n_rows × k; -1, NaN and False where a row has fewer than ``k``).
+def rank_candidates(cands: Candidates, logits: np.ndarray, k: int) -> tuple[np.ndarray, ...]:
+    """Each customer's ``k`` best candidates: products, P(bought) and whether each was
+    bought before (customers × k; -1, NaN and False where one has fewer than ``k``).
     Ties go to the lower product index."""
+    rows, products, where = cands.rows, cands.products, cands.where
+    n_rows = len(cands.customers)
     order = np.lexsort((products, -logits, rows))
     r = rows[order]
     rank = np.arange(len(order)) - np.searchsorted(r, r)
@@ -260,23 +298,18 @@ def rank_candidates(rows: np.ndarray, products: np.ndarray, logits: np.ndarray,
     return top, prob, repeat
 
 
-def next_purchase_top(buy_again: BuyAgain, scores: np.ndarray, history: PurchaseHistory,
-                      customers: np.ndarray, k: int, n_new: int = 50,
-                      sequence: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
-    """``rank_candidates`` of ``customers`` (rows of ``scores``, the hybrid unmasked)."""
-    rows, products, where = candidates(scores, history, customers, max(n_new, k))
-    logit = candidate_logits(buy_again, scores, history, rows, products, where, customers,
-                             sequence)
-    return rank_candidates(rows, products, logit, where, len(customers), k)
+def next_purchase_top(buy_again: BuyAgain, cands: Candidates, history: PurchaseHistory,
+                      k: int) -> tuple[np.ndarray, ...]:
+    """``rank_candidates`` of the customers of ``cands`` under ``buy_again``."""
+    return rank_candidates(cands, candidate_logits(buy_again, cands, history), k)
 
 
-def fit_buy_again(scores: np.ndarray, history: PurchaseHistory, customers: np.ndarray,
-                  targets: list[np.ndarray], n_new: int = 50, seed: int = 0,
-                  sequence: np.ndarray | None = None) -> BuyAgain:
+def fit_buy_again(cands: Candidates, history: PurchaseHistory, targets: list[np.ndarray],
+                  seed: int = 0, use_sequence: bool = False) -> BuyAgain:
     """Learn ``BuyAgain`` (logistic regression on standardised inputs) from validation
-    customers' hybrid ``scores`` (rows aligned with ``customers``), their history
-    before the window and what they bought in it; ``sequence`` (same shape) adds the
-    GRU's scores as one more input.
+    customers' candidates (their hybrid scores, their history before the window) and
+    what they bought in it (``targets``, aligned with ``cands.customers``);
+    ``use_sequence`` adds the GRU's scores as one more input.
 
     Not gradient-boosted trees: they ranked Ta-Feng's validation window better (NDCG@20
     0.1255 against 0.1214, each half fitted on the other) and its 8-week hold-out far
@@ -286,26 +319,26 @@ def fit_buy_again(scores: np.ndarray, history: PurchaseHistory, customers: np.nd
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    rows, products, where = candidates(scores, history, customers, n_new)
-    y = np.isin(rows * history.n_products + products, _codes(targets, history.n_products))
+    y = np.isin(cands.rows * history.n_products + cands.products,
+                _codes(targets, history.n_products))
     if y.all() or not y.any():
         return FALLBACK
-    X = design(scores, history, rows, products, where, customers, sequence)
+    X = design(cands, history, use_sequence)
     estimator = make_pipeline(StandardScaler(),
                               LogisticRegression(C=1.0, max_iter=500, random_state=seed))
     estimator.fit(X, y)
-    seen = where >= 0
+    seen = cands.where >= 0
     report = {
         "fitted": True,
-        "validation_customers": int(len(customers)),
+        "validation_customers": int(len(cands.customers)),
         "candidates": int(len(y)),
         "bought": int(y.sum()),
         "repeat_share_of_bought": round(float(y[seen].sum() / max(y.sum(), 1)), 3),
     }
-    names = [*DESIGN, *(["sequence"] if sequence is not None else [])]
+    names = [*DESIGN, *(["sequence"] if use_sequence else [])]
     report["coefficients"] = {n: round(float(c), 4) for n, c in
                               zip(names, estimator[-1].coef_[0], strict=True)}
-    return BuyAgain(estimator, report, sequence is not None)
+    return BuyAgain(estimator, report, use_sequence)
 
 
 def _codes(targets: list[np.ndarray], span: int) -> np.ndarray:
