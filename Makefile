@@ -31,7 +31,7 @@ lint: install-dev
 	$(PY) -m ruff check .
 
 test: install-dev lint
-	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PY) -m pytest -q
+	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PY) -m pytest -q --durations=15
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
