@@ -187,16 +187,19 @@ def explain_top(
     names = dataset.products[C.NAME].astype(str).to_numpy()
     sold = prefs.copurchase.item_counts > 0
     emb = torch.as_tensor(np.asarray(embeddings, np.float32))
-    # ≤ 80 MB for the text similarities of a block's products (≤ block × k of them)
+    # ≤ 80 MB for the collaborative weights of a block's products (≤ block × k of them)
     block = max(1, int(2e7 // max(top.shape[1] * n_products, 1)))
+    # the item-kNN columns of each block's products: sliced from CSR, every slice
+    # read all 6.3M similarities of a 92k-product shop
+    knn_columns = model.knn_.similarity_.tocsc()
     out: list[str] = []
     for start in range(0, len(customers), block):
-        out += _explain_block(prefs, names, sold, emb, customers[start : start + block],
-                              top[start : start + block])
+        out += _explain_block(prefs, names, sold, emb, knn_columns,
+                              customers[start : start + block], top[start : start + block])
     return out
 
 
-def _explain_block(prefs, names, sold, emb, customers, top) -> list[str]:
+def _explain_block(prefs, names, sold, emb, knn_columns, customers, top) -> list[str]:
     """One block of ``explain_top``. Only the (recommendation, past purchase) pairs are
     scored, not every product of the catalogue for every recommendation: a customer
     buys ~1% of it."""
@@ -216,12 +219,15 @@ def _explain_block(prefs, names, sold, emb, customers, top) -> list[str]:
     col = torch.as_tensor(inv.ravel()[group], dtype=torch.int64)
     g = torch.as_tensor(group, dtype=torch.int64)
     weights = torch.as_tensor(history.data[entry])
-    collab = _driver_columns(model, uniq)[bought, col] * weights
+    collab = _driver_columns(model, knn_columns, uniq)[bought, col] * weights
     driver, _ = _group_argmax(collab, bought, g, n * k)
     n_drivers = torch.zeros(n * k, dtype=torch.int64).index_add_(0, g, (collab > 0).long())
     driver = torch.where(n_drivers > 0, driver, 0).reshape(n, k)
     n_drivers = n_drivers.reshape(n, k)
-    text = (emb[torch.as_tensor(uniq)] @ emb.T)[col, bought]
+    # against the block's past purchases only, not the whole catalogue
+    past, past_at = np.unique(history.indices[entry], return_inverse=True)
+    text = (emb[torch.as_tensor(uniq)] @ emb[torch.as_tensor(past)].T)[
+        col, torch.as_tensor(past_at.ravel(), dtype=torch.int64)]
     alike, alike_sim = _group_argmax(text, bought, g, n * k)
     alike, alike_sim = alike.reshape(n, k), alike_sim.reshape(n, k)
     driver_np, alike_np = driver.numpy(), alike.numpy()
@@ -260,10 +266,10 @@ def _group_argmax(values: torch.Tensor, index: torch.Tensor, group: torch.Tensor
     return torch.where(first == big, 0, first), best
 
 
-def _driver_columns(model, products: np.ndarray) -> torch.Tensor:
+def _driver_columns(model, knn_columns: sp.csc_matrix, products: np.ndarray) -> torch.Tensor:
     """P × len(products): EASE weight + item-kNN similarity of every product towards each."""
     n = model.X_.shape[1]
-    cols = torch.as_tensor(model.knn_.similarity_[:, products].toarray())
+    cols = torch.as_tensor(knn_columns[:, products].toarray())
     items = model.ease_.items_
     pos = np.searchsorted(items, products)
     in_ease = (pos < len(items)) & (items[np.minimum(pos, len(items) - 1)] == products)
