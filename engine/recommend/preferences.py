@@ -183,23 +183,21 @@ def explain_top(
     model = prefs.model
     customers = np.asarray(customers, np.int64)
     top = np.asarray(top, np.int64).reshape(len(customers), -1)
-    n_products = model.X_.shape[1]
     names = dataset.products[C.NAME].astype(str).to_numpy()
     sold = prefs.copurchase.item_counts > 0
     emb = torch.as_tensor(np.asarray(embeddings, np.float32))
-    # ≤ 80 MB for the collaborative weights of a block's products (≤ block × k of them)
-    block = max(1, int(2e7 // max(top.shape[1] * n_products, 1)))
-    # the item-kNN columns of each block's products: sliced from CSR, every slice
-    # read all 6.3M similarities of a 92k-product shop
-    knn_columns = model.knn_.similarity_.tocsc()
+    # ≤ 80 MB for a block's (recommendation, past purchase) weights: its customers'
+    # k recommendations by the past purchases among them (≤ block × the mean history)
+    history_size = model.X_.nnz / max(model.X_.shape[0], 1)
+    block = max(1, int((2e7 / (max(top.shape[1], 1) * max(history_size, 1.0))) ** 0.5))
     out: list[str] = []
     for start in range(0, len(customers), block):
-        out += _explain_block(prefs, names, sold, emb, knn_columns,
-                              customers[start : start + block], top[start : start + block])
+        out += _explain_block(prefs, names, sold, emb, customers[start : start + block],
+                              top[start : start + block])
     return out
 
 
-def _explain_block(prefs, names, sold, emb, knn_columns, customers, top) -> list[str]:
+def _explain_block(prefs, names, sold, emb, customers, top) -> list[str]:
     """One block of ``explain_top``. Only the (recommendation, past purchase) pairs are
     scored, not every product of the catalogue for every recommendation: a customer
     buys ~1% of it."""
@@ -219,15 +217,15 @@ def _explain_block(prefs, names, sold, emb, knn_columns, customers, top) -> list
     col = torch.as_tensor(inv.ravel()[group], dtype=torch.int64)
     g = torch.as_tensor(group, dtype=torch.int64)
     weights = torch.as_tensor(history.data[entry])
-    collab = _driver_columns(model, knn_columns, uniq)[bought, col] * weights
+    # weights and text against the block's past purchases only, not the whole catalogue
+    past, past_at = np.unique(history.indices[entry], return_inverse=True)
+    past_at = torch.as_tensor(past_at.ravel(), dtype=torch.int64)
+    collab = _driver_weights(model, past, uniq)[past_at, col] * weights
     driver, _ = _group_argmax(collab, bought, g, n * k)
     n_drivers = torch.zeros(n * k, dtype=torch.int64).index_add_(0, g, (collab > 0).long())
     driver = torch.where(n_drivers > 0, driver, 0).reshape(n, k)
     n_drivers = n_drivers.reshape(n, k)
-    # against the block's past purchases only, not the whole catalogue
-    past, past_at = np.unique(history.indices[entry], return_inverse=True)
-    text = (emb[torch.as_tensor(uniq)] @ emb[torch.as_tensor(past)].T)[
-        col, torch.as_tensor(past_at.ravel(), dtype=torch.int64)]
+    text = (emb[torch.as_tensor(uniq)] @ emb[torch.as_tensor(past)].T)[col, past_at]
     alike, alike_sim = _group_argmax(text, bought, g, n * k)
     alike, alike_sim = alike.reshape(n, k), alike_sim.reshape(n, k)
     driver_np, alike_np = driver.numpy(), alike.numpy()
@@ -266,18 +264,22 @@ def _group_argmax(values: torch.Tensor, index: torch.Tensor, group: torch.Tensor
     return torch.where(first == big, 0, first), best
 
 
-def _driver_columns(model, knn_columns: sp.csc_matrix, products: np.ndarray) -> torch.Tensor:
-    """P × len(products): EASE weight + item-kNN similarity of every product towards each."""
-    n = model.X_.shape[1]
-    cols = torch.as_tensor(knn_columns[:, products].toarray())
+def _driver_weights(model, past: np.ndarray, products: np.ndarray) -> torch.Tensor:
+    """len(past) × len(products): EASE weight + item-kNN similarity of each past
+    purchase towards each product (both sorted product indices)."""
+    weights = torch.as_tensor(model.knn_.similarity_[past][:, products].toarray())
     items = model.ease_.items_
-    pos = np.searchsorted(items, products)
-    in_ease = (pos < len(items)) & (items[np.minimum(pos, len(items) - 1)] == products)
-    if in_ease.any():
-        ease = torch.zeros(n, int(in_ease.sum()))
-        ease[torch.as_tensor(items)] = model.ease_.weights_[:, torch.as_tensor(pos[in_ease])].cpu()
-        cols[:, torch.as_tensor(np.flatnonzero(in_ease))] += ease
-    return cols
+
+    def in_ease(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        pos = np.searchsorted(items, x)
+        found = (pos < len(items)) & (items[np.minimum(pos, len(items) - 1)] == x)
+        return np.flatnonzero(found), pos[found]
+
+    (rows, row_pos), (cols, col_pos) = in_ease(past), in_ease(products)
+    if len(rows) and len(cols):
+        ease = model.ease_.weights_[torch.as_tensor(row_pos)][:, torch.as_tensor(col_pos)].cpu()
+        weights[torch.as_tensor(rows)[:, None], torch.as_tensor(cols)[None, :]] += ease
+    return weights
 
 
 def recommend_top_k(
