@@ -242,6 +242,26 @@ def test_weights_tuned_on_the_validation_window(sample, prefs):
     assert prefs.model.config_.weights() == chosen
 
 
+def test_tuning_on_candidates_chooses_as_on_the_whole_catalogue(sample, prefs, monkeypatch):
+    """The weight tuning ranks each validation customer's candidates (the union of every
+    part's best) instead of the whole catalogue: with 25 per part, well under the
+    sample's 300 products, it scores the start and the chosen weights as ranking the
+    whole catalogue does, and chooses the same weights."""
+    from engine.recommend import hybrid
+
+    ds, emb, _, _ = sample
+    config = PreferenceConfig(sequence="off")
+    labels = prefs.segment_labels
+    monkeypatch.setattr(hybrid, "TUNING_CANDIDATES", 10_000)  # the whole catalogue
+    _, whole, _ = hybrid.tune_weights(ds, emb, config, labels, seed=0)
+    monkeypatch.setattr(hybrid, "TUNING_CANDIDATES", 25)
+    _, pruned, _ = hybrid.tune_weights(ds, emb, config, labels, seed=0)
+    assert pruned["weights"] == whole["weights"]
+    for key in ("ndcg@20_start", "ndcg@20_chosen"):
+        assert pruned[key] == pytest.approx(whole[key], abs=2e-3), key
+    assert pruned["temperature"] == whole["temperature"]
+
+
 def test_short_history_keeps_the_given_weights():
     """Two weeks of orders cannot spare an 8-week validation window: the fit says so
     and keeps the configured weights (and, with nothing to fit it on, the fallback
