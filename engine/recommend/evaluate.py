@@ -71,7 +71,7 @@ from engine import columns as C
 from engine.recommend.baselines import TIFUKNN, PersonalFrequency
 from engine.recommend.holdout import HoldoutSplit, holdout_split, ranking_metrics
 from engine.recommend.hybrid import HybridModel, PreferenceConfig
-from engine.recommend.models import EASE, SCORE_BLOCK, ItemKNN, Popularity, mask_seen, top_k
+from engine.recommend.models import EASE, ItemKNN, Popularity, mask_seen, score_rows, top_k
 from engine.recommend.segments import customer_segments
 
 log = logging.getLogger(__name__)
@@ -131,7 +131,7 @@ def _rank_static(scores: np.ndarray, seen, customers: np.ndarray, k: int,
     position[order] = -np.arange(len(scores), dtype=np.float32)  # exact below 2^24 products
     base = torch.as_tensor(position)
     out = [np.zeros((0, k), np.int64)]
-    rows = max(16, min(chunk_size, SCORE_BLOCK // max(len(scores), 1)))
+    rows = score_rows(len(scores), chunk_size)
     for start in range(0, len(customers), rows):
         chunk = customers[start : start + rows]
         s = mask_seen(base.expand(len(chunk), -1).clone(), seen[chunk])

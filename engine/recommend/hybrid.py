@@ -184,9 +184,7 @@ class HybridModel(Recommender):
         self._unsold = torch.as_tensor(unsold, device=self.device_) if len(unsold) else None
         # the parts that do not depend on the customer's history, weighted once here
         dev = self.device_
-        self._prior = torch.as_tensor(
-            cfg.w_trend * self.trend_ + cfg.w_popularity * self.popularity_, device=dev
-        )
+        self._prior = self._prior_of(cfg)
         # the segment part is the same row for every member: standardised once here
         self._segment_z = None
         if self.segment_rate_ is not None:
@@ -212,11 +210,8 @@ class HybridModel(Recommender):
 
     def next_purchase_from(self, customers: np.ndarray, scores: torch.Tensor, k: int):
         """``next_purchase`` from the customers' hybrid ``scores`` already computed."""
-        sequence = None
-        if self.sequence_ is not None:
-            sequence = standardise_(self.sequence_.score_torch(customers)).cpu().numpy()
-        cands = candidates(scores.float().cpu().numpy(), self.history_, customers,
-                           max(self.config_.new_candidates, k), sequence)
+        cands = _scored_candidates(self.history_, customers, scores,
+                                   max(self.config_.new_candidates, k), self.sequence_)
         return next_purchase_top(self.buy_again_, cands, self.history_, k)
 
     def score_torch(self, customer_idx, history: sp.csr_matrix | None = None) -> torch.Tensor:
@@ -304,14 +299,17 @@ class HybridModel(Recommender):
             score.add_(self._segment_z[seg], alpha=cfg.w_segment)
         return score
 
+    def _prior_of(self, config: PreferenceConfig) -> torch.Tensor:
+        """The parts that do not depend on the customer's history, weighted."""
+        return torch.as_tensor(config.w_trend * self.trend_ + config.w_popularity * self.popularity_,
+                               device=self.device_)
+
     def reweighted(self, config: PreferenceConfig) -> HybridModel:
         """This fitted model scoring under ``config``'s weights (the tuning's choice),
         the fitted parts shared."""
         other = copy.copy(self)
         other.config_ = config
-        other._prior = torch.as_tensor(config.w_trend * self.trend_
-                                       + config.w_popularity * self.popularity_,
-                                       device=self.device_)
+        other._prior = self._prior_of(config)
         return other
 
     def probabilities(self, customer_idx) -> np.ndarray:
@@ -512,12 +510,17 @@ def _validation_candidates(model: HybridModel, customers: np.ndarray, n_new: int
                            sequence: SequenceModel | None) -> Candidates:
     """``candidates`` of ``customers`` under ``model``'s scores (and the GRU's), scored
     a block of customers at a time."""
-    parts = []
-    for block in model.chunks(customers):
-        seq = None if sequence is None else standardise_(sequence.score_torch(block)).cpu().numpy()
-        parts.append(candidates(model.score_torch(block).float().cpu().numpy(), model.history_,
-                                block, n_new, seq))
-    return Candidates.concat(parts)
+    return Candidates.concat([_scored_candidates(model.history_, block, model.score_torch(block),
+                                                 n_new, sequence)
+                              for block in model.chunks(customers)])
+
+
+def _scored_candidates(history, customers: np.ndarray, scores: torch.Tensor, n_new: int,
+                       sequence) -> Candidates:
+    """``candidates`` of ``customers`` from their hybrid ``scores`` and, when a sequence
+    model is given, its standardised scores."""
+    seq = None if sequence is None else standardise_(sequence.score_torch(customers)).cpu().numpy()
+    return candidates(scores.float().cpu().numpy(), history, customers, n_new, seq)
 
 
 def _cross_fitted_ndcg(cands: Candidates, history, targets, seed) -> float:

@@ -78,6 +78,11 @@ def cooccurrence_blocks(binary: sp.spmatrix, budget: int | None = None):
 SCORE_BLOCK = 2**24
 
 
+def score_rows(n_products: int, most: int = 2048) -> int:
+    """Customers per block of scores: at most ``most`` and about ``SCORE_BLOCK`` scores."""
+    return max(16, min(most, SCORE_BLOCK // max(n_products, 1)))
+
+
 class Recommender:
     """Shared interface; subclasses set ``X_`` in ``fit`` and implement ``_score``."""
 
@@ -86,7 +91,7 @@ class Recommender:
     def chunks(self, idx: np.ndarray):
         """``idx`` in blocks of at most ``chunk_size`` customers and about
         ``SCORE_BLOCK`` scores, the unit every pass over the customers scores in."""
-        rows = max(16, min(self.chunk_size, SCORE_BLOCK // max(self.X_.shape[1], 1)))
+        rows = score_rows(self.X_.shape[1], self.chunk_size)
         for start in range(0, len(idx), rows):
             yield idx[start : start + rows]
 

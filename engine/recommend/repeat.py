@@ -42,7 +42,7 @@ import pandas as pd
 import scipy.sparse as sp
 import torch
 
-from engine.recommend.models import SCORE_BLOCK, mask_seen, top_k
+from engine.recommend.models import mask_seen, score_rows, top_k
 
 log = logging.getLogger(__name__)
 
@@ -252,7 +252,7 @@ def candidates(scores: np.ndarray, history: PurchaseHistory, customers: np.ndarr
                            shape=(n, P))
     n_new = min(n_new, P)
     new_rows, new_products = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
-    step = max(1, SCORE_BLOCK // max(P, 1))  # a masked copy of the scores a block at a time
+    step = score_rows(P, n)  # a masked copy of the scores a block at a time
     for start in range(0, n if n_new else 0, step):
         block = torch.from_numpy(np.array(scores[start : start + step], np.float32))
         v, i = top_k(mask_seen(block, bought[start : start + step]), n_new)
